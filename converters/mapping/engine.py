@@ -1,0 +1,338 @@
+"""The mapping engine: applies the compiled tables to one source record.
+
+Input: a :class:`SourceRecord`. Output: a :class:`Conversion` holding resource *drafts* (FHIR
+JSON bodies with their alias, profiles and identity, references still by alias), the codes no
+table knew, the issues met (a BSN failing the 11-test, an unparseable date) and, when asked for,
+the lineage of every written element. Ids, references and Bundles are the assembler's job.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from converters.errors import SourceError, UnsupportedInputError
+from converters.mapping import sources
+from converters.mapping.dutch import NODE_TRANSFORM_FUNCTIONS
+from converters.mapping.tables import (
+    CodeTable,
+    Condition,
+    MappingSet,
+    MessageMap,
+    Produce,
+    ResourceMap,
+    Rule,
+)
+from converters.mapping.targetpath import write
+from converters.mapping.transforms import TEXT_TRANSFORMS, Reject
+from converters.records import SourceRecord
+
+
+class AliasRef(str):
+    """A reference to another resource of the same record, by alias; the assembler resolves it."""
+
+    __slots__ = ()
+
+
+@dataclass(slots=True)
+class Issue:
+    code: str
+    field: str
+    rule: str
+
+
+@dataclass(slots=True)
+class Unmapped:
+    table: str
+    system: str
+    code: str
+    field: str
+
+
+@dataclass(slots=True)
+class Lineage:
+    alias: str
+    resource_type: str
+    target: str
+    source: str
+    rule: str
+
+
+@dataclass(slots=True)
+class Draft:
+    alias: str
+    index: int
+    map_name: str
+    resource_type: str
+    profiles: tuple[str, ...]
+    body: dict[str, Any]
+    identity_values: tuple[str, ...]
+    identifier_systems: tuple[str, ...]
+    identity_with: tuple[str, ...]
+    conditional: bool | None
+
+
+@dataclass(slots=True)
+class Conversion:
+    record: SourceRecord
+    message_map: str
+    drafts: list[Draft]
+    unmapped: list[Unmapped] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+    lineage: list[Lineage] = field(default_factory=list)
+    read: set[str] = field(default_factory=set)
+
+
+class _Context:
+    __slots__ = ("conversion", "alias", "resource_type", "trace", "wrote")
+
+    def __init__(self, conversion: Conversion, trace: bool) -> None:
+        self.conversion = conversion
+        self.trace = trace
+        self.alias = ""
+        self.resource_type = ""
+        self.wrote = 0
+
+
+class Engine:
+    """Applies a :class:`MappingSet` to records. ``trace`` records lineage and coverage."""
+
+    def __init__(self, mappings: MappingSet, trace: bool = False) -> None:
+        self.mappings = mappings
+        self.trace = trace
+        self._by_type: dict[str, MessageMap] = {}
+        for message in mappings.messages:
+            for message_type in message.message_types:
+                self._by_type.setdefault(message_type, message)
+
+    # -- choosing the table -------------------------------------------------------------------
+
+    def find_map(self, record: SourceRecord) -> MessageMap | None:
+        if record.format == "hl7v2":
+            return self._by_type.get(record.kind)
+        for message in self.mappings.messages:
+            if _matches(message, record):
+                return message
+        return None
+
+    # -- converting ---------------------------------------------------------------------------
+
+    def convert(self, record: SourceRecord) -> Conversion:
+        """Convert one record; raise SourceError (quarantine) when it cannot be converted."""
+        if record.error is not None:
+            raise record.error
+        message = self.find_map(record)
+        if message is None:
+            raise UnsupportedInputError(
+                f"no mapping table handles {record.format} records of kind '{record.kind}'",
+                file=record.file,
+                record_id=record.record_id,
+            )
+        conversion = Conversion(record, message.name, [])
+        ctx = _Context(conversion, self.trace)
+        root = self._root_scope(message, record)
+        try:
+            for item in message.produce:
+                self._produce(item, root, ctx)
+        except SourceError as exc:
+            exc.file = exc.file or record.file
+            exc.record_id = exc.record_id or record.record_id
+            exc.args = (exc.describe(),)
+            raise
+        return conversion
+
+    def _root_scope(self, message: MessageMap, record: SourceRecord) -> Any:
+        if record.format == "hl7v2":
+            return sources.Hl7Scope(record.payload)
+        if record.format == "xml":
+            scope = sources.XmlScope(record.payload)
+            if message.scope is not None:
+                found = scope.select(message.scope)
+                if not found or found[0].element is None:
+                    raise SourceError(
+                        "the document has no element where the mapping starts",
+                        field=message.scope.text,
+                        rule=message.file,
+                        code="structure",
+                    )
+                scope = sources.XmlScope(found[0].element)
+            return scope
+        return sources.RowScope(record.payload, record.record_id)
+
+    def _produce(self, item: Produce, root: Any, ctx: _Context) -> None:
+        resource = self.mappings.resources[item.map_name]
+        if item.for_each is None:
+            scopes = [root]
+        elif isinstance(item.for_each, str):
+            scopes = root.each(item.for_each, list(item.context))
+        else:
+            scopes = root.each(item.for_each)
+        for index, scope in enumerate(scopes):
+            if item.when is not None and not self._test(item.when, scope, ctx):
+                continue
+            draft = self._build(item, resource, scope, index, ctx)
+            if draft is not None:
+                ctx.conversion.drafts.append(draft)
+
+    def _build(self, item: Produce, resource: ResourceMap, scope: Any, index: int,
+               ctx: _Context) -> Draft | None:
+        ctx.alias, ctx.resource_type, ctx.wrote = item.alias, resource.resource_type, 0
+        body: dict[str, Any] = {"resourceType": resource.resource_type}
+        self._apply(resource.rules, scope, body, ctx)
+        if ctx.wrote == 0:
+            if not item.optional:
+                ctx.conversion.issues.append(Issue("empty-resource", item.alias, item.origin))
+            return None
+        identity = tuple(_first_text(scope, path, ctx) for path in resource.identity_from)
+        return Draft(
+            alias=item.alias,
+            index=index,
+            map_name=resource.name,
+            resource_type=resource.resource_type,
+            profiles=resource.profiles,
+            body=body,
+            identity_values=identity,
+            identifier_systems=resource.identifier_systems,
+            identity_with=resource.identity_with,
+            conditional=resource.conditional,
+        )
+
+    def _apply(self, rules: Iterable[Rule], scope: Any, body: dict[str, Any], ctx: _Context,
+               inside_datatype: bool = False) -> None:
+        for rule in rules:
+            if rule.when is not None and not self._test(rule.when, scope, ctx):
+                continue
+            if rule.has_constant:
+                write(body, rule.target, copy.deepcopy(rule.constant))
+                continue
+            if rule.reference is not None:
+                write(body, rule.target, {"reference": AliasRef(rule.reference)})
+                continue
+            nodes = scope.select(rule.source, rule.repeat)
+            if not nodes:
+                if rule.required:
+                    raise SourceError("a required value is missing", field=rule.source_text,
+                                      rule=rule.origin, code="missing-required")
+                continue
+            for node in nodes:
+                self._apply_one(rule, node, body, ctx, inside_datatype)
+
+    def _apply_one(self, rule: Rule, node: Any, body: dict[str, Any], ctx: _Context,
+                   inside_datatype: bool) -> None:
+        try:
+            value = self._value(rule, node, ctx)
+        except Reject as reject:
+            if inside_datatype:
+                raise
+            ctx.conversion.issues.append(Issue(reject.issue, node.location(), rule.origin))
+            if rule.required:
+                raise SourceError(f"a required value is unusable ({reject.issue})",
+                                  field=node.location(), rule=rule.origin,
+                                  code=reject.issue) from None
+            return
+        if value is None or value == "" or value == {}:
+            return
+        write(body, rule.target, value)
+        ctx.wrote += 1
+        if ctx.trace:
+            location = node.location()
+            ctx.conversion.read.add(location)
+            ctx.conversion.lineage.append(
+                Lineage(ctx.alias, ctx.resource_type, rule.target_text, location, rule.origin)
+            )
+
+    def _value(self, rule: Rule, node: Any, ctx: _Context) -> Any:
+        if rule.datatype is not None:
+            value: Any = {}
+            self._apply(self.mappings.datatypes[rule.datatype], node, value, ctx, True)
+            if rule.translate and value:
+                self._translate(self.mappings.codes[rule.translate], value, node, ctx)
+            return value
+        if rule.transform in NODE_TRANSFORM_FUNCTIONS:
+            value = NODE_TRANSFORM_FUNCTIONS[rule.transform](node.parts())
+        else:
+            value = node.text()
+            if rule.transform is not None:
+                value = TEXT_TRANSFORMS[rule.transform](value)
+        if rule.codes is not None and value not in (None, ""):
+            value = self._code(self.mappings.codes[rule.codes], str(value), node, ctx)
+        return value
+
+    def _code(self, table: CodeTable, code: str, node: Any, ctx: _Context) -> Any:
+        row = table.lookup(code)
+        if row is None:
+            ctx.conversion.unmapped.append(
+                Unmapped(table.name, table.source_system or "", code, node.location())
+            )
+            row = table.default
+            if row is None:
+                if table.scalar:
+                    return None  # a code element cannot keep a foreign code; counted above
+                original = {"code": code}
+                if table.source_system:
+                    original["system"] = table.source_system
+                return original
+        return row.value if row.value is not None else row.coding()
+
+    def _translate(self, table: CodeTable, concept: dict[str, Any], node: Any,
+                   ctx: _Context) -> None:
+        codings = concept.get("coding") or []
+        for coding in codings:
+            row = table.lookup(str(coding.get("code", "")), coding.get("system"))
+            if row is not None and row.code is not None:
+                standard = row.coding()
+                if not any(c.get("system") == standard.get("system")
+                           and c.get("code") == standard.get("code") for c in codings):
+                    codings.insert(0, standard)
+                return
+        first = codings[0] if codings else {}
+        if first.get("code"):
+            ctx.conversion.unmapped.append(
+                Unmapped(table.name, first.get("system", ""), str(first["code"]), node.location())
+            )
+
+    # -- conditions ---------------------------------------------------------------------------
+
+    def _test(self, condition: Condition, scope: Any, ctx: _Context) -> bool:
+        op = condition.op
+        if op == "any":
+            return any(self._test(c, scope, ctx) for c in condition.children)
+        if op == "all":
+            return all(self._test(c, scope, ctx) for c in condition.children)
+        if op == "not":
+            return not self._test(condition.children[0], scope, ctx)
+        nodes = scope.select(condition.path, True)
+        if op == "exists":
+            return any(n.text() or n.parts() != [""] for n in nodes)
+        if op == "absent":
+            return not nodes
+        texts = [n.text() for n in nodes]
+        if op == "equals":
+            return any(t.lower() == condition.value for t in texts)
+        if op == "in":
+            return any(t.lower() in condition.value for t in texts)
+        return any(condition.value.search(t) for t in texts)
+
+
+def _matches(message: MessageMap, record: SourceRecord) -> bool:
+    source = {"xlsx": "csv"}.get(record.format, record.format)
+    if message.source != source:
+        return False
+    if message.kinds and record.kind not in message.kinds:
+        return False
+    if message.template_ids:
+        present = set(filter(None, record.meta.get("templateIds", "").split(",")))
+        if not present & message.template_ids:
+            return False
+    if message.headers:
+        headers = {sources.normalise_header(h) for h in record.meta.get("headers", "").split("\t")}
+        if not set(message.headers) <= headers:
+            return False
+    return True
+
+
+def _first_text(scope: Any, path: Any, ctx: _Context) -> str:
+    nodes = scope.select(path, False)
+    return nodes[0].text() if nodes else ""

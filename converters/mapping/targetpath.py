@@ -1,0 +1,119 @@
+"""Target paths: where a rule writes into a FHIR resource (JSON form).
+
+The grammar follows FHIR Shorthand's soft indexing, which mapping authors in this field know:
+
+    birthDate                       a plain element
+    identifier[+]                   append a new item to a list
+    identifier[=].system            the item appended last
+    name[0].given[+]                an index
+    _family.extension[url=http://hl7.org/fhir/StructureDefinition/humanname-own-name].valueString
+                                    the list item whose ``url`` is that value, added if missing
+
+Paths are compiled once when the mapping table is loaded; writing is a short loop.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_STEP = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[(\+|=|\d+|[A-Za-z_]+=[^\]]+)\])?$")
+
+APPEND, LAST, INDEX, MATCH, KEY = range(5)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    key: str
+    op: int
+    arg: Any = None
+
+
+def split_path(path: str) -> list[str]:
+    """Split on dots that are not inside brackets (urls in ``[url=...]`` contain dots)."""
+    parts, depth, current = [], 0, []
+    for char in path:
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+        if char == "." and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def compile_path(path: str) -> tuple[Step, ...]:
+    """Compile a target path; raise ValueError naming the bad step."""
+    steps = []
+    for part in split_path(path):
+        found = _STEP.match(part)
+        if not found:
+            raise ValueError(f"bad target path step '{part}'")
+        key, index = found.groups()
+        if index is None:
+            steps.append(Step(key, KEY))
+        elif index == "+":
+            steps.append(Step(key, APPEND))
+        elif index == "=":
+            steps.append(Step(key, LAST))
+        elif index.isdigit():
+            steps.append(Step(key, INDEX, int(index)))
+        else:
+            match_key, match_value = index.split("=", 1)
+            steps.append(Step(key, MATCH, (match_key, match_value)))
+    return tuple(steps)
+
+
+def write(target: dict[str, Any], steps: tuple[Step, ...], value: Any) -> None:
+    """Write ``value`` at ``steps`` inside ``target``, creating containers on the way."""
+    node: Any = target
+    last = len(steps) - 1
+    for position, step in enumerate(steps):
+        final = position == last
+        if step.op == KEY:
+            if final:
+                existing = node.get(step.key)
+                if isinstance(existing, dict) and isinstance(value, dict):
+                    existing.update(value)  # a coding's system and code joining a Quantity
+                else:
+                    node[step.key] = value
+                return
+            node = node.setdefault(step.key, {})
+            continue
+        items = node.setdefault(step.key, [])
+        node = _list_item(items, step, value if final else None, final)
+        if final:
+            return
+
+
+def _list_item(items: list[Any], step: Step, value: Any, final: bool) -> Any:
+    if step.op == APPEND:
+        items.append(value if final else {})
+        return items[-1]
+    if step.op == LAST:
+        if not items:
+            items.append({})
+        if final:
+            items[-1] = value
+        return items[-1]
+    if step.op == INDEX:
+        while len(items) <= step.arg:
+            items.append({})
+        if final:
+            items[step.arg] = value
+        return items[step.arg]
+    match_key, match_value = step.arg
+    for item in items:
+        if isinstance(item, dict) and item.get(match_key) == match_value:
+            break
+    else:
+        item = {match_key: match_value}
+        items.append(item)
+    if final and isinstance(value, dict):
+        item.update(value)
+    return item

@@ -1,0 +1,1 @@
+"""Where converted bundles go: a FHIR server (``fhir_server``)."""

@@ -1,0 +1,1 @@
+"""Test helpers shared across the suite: a real FHIR server, a fault-injecting proxy."""
