@@ -181,7 +181,12 @@ def _resolve(node: Any, by_alias: dict[str, list[Entry]]) -> Any:
                 del node[key]
         return node
     if isinstance(node, list):
-        kept = [r for r in (_resolve(item, by_alias) for item in node) if r not in (None, {})]
+        kept: list[Any] = []
+        for item in node:
+            resolved = _resolve(item, by_alias)
+            # The same identifier from two fields (PID-21 and NK1-33) is written once.
+            if resolved not in (None, {}) and resolved not in kept:
+                kept.append(resolved)
         node[:] = kept
         return node
     return node

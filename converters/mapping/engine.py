@@ -25,7 +25,7 @@ from converters.mapping.tables import (
     ResourceMap,
     Rule,
 )
-from converters.mapping.targetpath import write
+from converters.mapping.targetpath import write, write_traced
 from converters.mapping.transforms import TEXT_TRANSFORMS, Reject
 from converters.records import SourceRecord
 
@@ -53,11 +53,16 @@ class Unmapped:
 
 @dataclass(slots=True)
 class Lineage:
+    """One written element: ``target`` is the concrete path (``identifier[1].value``), ``source``
+    the qualified location (``OBX[3]-5.1``, an XPath, a CSV cell, or ``constant``/``reference``),
+    ``rule`` the mapping file and line, ``index`` the draft's index among drafts of its alias."""
+
     alias: str
     resource_type: str
     target: str
     source: str
     rule: str
+    index: int = 0
 
 
 @dataclass(slots=True)
@@ -86,7 +91,8 @@ class Conversion:
 
 
 class _Context:
-    __slots__ = ("conversion", "alias", "resource_type", "trace", "wrote")
+    __slots__ = ("conversion", "alias", "resource_type", "trace", "wrote", "index", "lineage",
+                 "occurrences")
 
     def __init__(self, conversion: Conversion, trace: bool) -> None:
         self.conversion = conversion
@@ -94,6 +100,30 @@ class _Context:
         self.alias = ""
         self.resource_type = ""
         self.wrote = 0
+        self.index = 0
+        self.lineage = conversion.lineage  # a datatype's rules trace into a list of their own
+        self.occurrences: dict[int, str] = {}
+
+    def traced(self, node: Any) -> str:
+        """Return the node's location, with the segment occurrence when a segment repeats."""
+        location = node.location()
+        if not isinstance(node, sources.Hl7Node):
+            return location
+        segment = node.segment
+        prefix = self.occurrences.get(id(segment))
+        if prefix is None:
+            same = self.conversion.record.payload.all(segment.name)
+            prefix = segment.name
+            if len(same) > 1:
+                number = next(i for i, s in enumerate(same, 1) if s is segment)
+                prefix = f"{segment.name}[{number}]"
+            self.occurrences[id(segment)] = prefix
+        return prefix + location[len(segment.name):]
+
+    def note(self, target: str, source: str, rule: str) -> None:
+        self.lineage.append(
+            Lineage(self.alias, self.resource_type, target, source, rule, self.index)
+        )
 
 
 class Engine:
@@ -179,9 +209,12 @@ class Engine:
     def _build(self, item: Produce, resource: ResourceMap, scope: Any, index: int,
                ctx: _Context) -> Draft | None:
         ctx.alias, ctx.resource_type, ctx.wrote = item.alias, resource.resource_type, 0
+        ctx.index = index
+        traced_before = len(ctx.conversion.lineage)
         body: dict[str, Any] = {"resourceType": resource.resource_type}
         self._apply(resource.rules, scope, body, ctx)
         if ctx.wrote == 0:
+            del ctx.conversion.lineage[traced_before:]  # constants of a resource not produced
             if not item.optional:
                 ctx.conversion.issues.append(Issue("empty-resource", item.alias, item.origin))
             return None
@@ -205,10 +238,11 @@ class Engine:
             if rule.when is not None and not self._test(rule.when, scope, ctx):
                 continue
             if rule.has_constant:
-                write(body, rule.target, copy.deepcopy(rule.constant))
+                self._write(body, rule, copy.deepcopy(rule.constant), "constant", ctx)
                 continue
             if rule.reference is not None:
-                write(body, rule.target, {"reference": AliasRef(rule.reference)})
+                self._write(body, rule, {"reference": AliasRef(rule.reference)},
+                            f"reference to {rule.reference}", ctx)
                 continue
             nodes = scope.select(rule.source, rule.repeat)
             if not nodes:
@@ -219,8 +253,18 @@ class Engine:
             for node in nodes:
                 self._apply_one(rule, node, body, ctx, inside_datatype)
 
+    def _write(self, body: dict[str, Any], rule: Rule, value: Any, source: str,
+               ctx: _Context) -> None:
+        if ctx.trace:
+            ctx.note(write_traced(body, rule.target, value), source, rule.origin)
+        else:
+            write(body, rule.target, value)
+
     def _apply_one(self, rule: Rule, node: Any, body: dict[str, Any], ctx: _Context,
                    inside_datatype: bool) -> None:
+        if ctx.trace:
+            self._apply_one_traced(rule, node, body, ctx, inside_datatype)
+            return
         try:
             value = self._value(rule, node, ctx)
         except Reject as reject:
@@ -236,12 +280,39 @@ class Engine:
             return
         write(body, rule.target, value)
         ctx.wrote += 1
-        if ctx.trace:
-            location = node.location()
-            ctx.conversion.read.add(location)
-            ctx.conversion.lineage.append(
-                Lineage(ctx.alias, ctx.resource_type, rule.target_text, location, rule.origin)
-            )
+
+    def _apply_one_traced(self, rule: Rule, node: Any, body: dict[str, Any], ctx: _Context,
+                          inside_datatype: bool) -> None:
+        """Apply like :meth:`_apply_one`, recording what was read and the concrete paths written.
+
+        A datatype's own rules write into a fresh value; their lineage is collected apart and
+        prefixed with the path where that value lands.
+        """
+        outer, inner = ctx.lineage, []
+        ctx.lineage = inner
+        try:
+            value = self._value(rule, node, ctx)
+        except Reject as reject:
+            if inside_datatype:
+                raise
+            ctx.conversion.issues.append(Issue(reject.issue, node.location(), rule.origin))
+            if rule.required:
+                raise SourceError(f"a required value is unusable ({reject.issue})",
+                                  field=node.location(), rule=rule.origin,
+                                  code=reject.issue) from None
+            return
+        finally:
+            ctx.lineage = outer
+        location = ctx.traced(node)
+        ctx.conversion.read.add(location)
+        if value is None or value == "" or value == {}:
+            return
+        path = write_traced(body, rule.target, value)
+        ctx.wrote += 1
+        ctx.note(path, location, rule.origin)
+        for written in inner:
+            written.target = f"{path}.{written.target}"
+            outer.append(written)
 
     def _value(self, rule: Rule, node: Any, ctx: _Context) -> Any:
         if rule.datatype is not None:
@@ -279,6 +350,8 @@ class Engine:
     def _translate(self, table: CodeTable, concept: dict[str, Any], node: Any,
                    ctx: _Context) -> None:
         codings = concept.get("coding") or []
+        if table.target_system and any(c.get("system") == table.target_system for c in codings):
+            return  # the sender already coded it in the standard system
         for coding in codings:
             row = table.lookup(str(coding.get("code", "")), coding.get("system"))
             if row is not None and row.code is not None:
@@ -304,6 +377,8 @@ class Engine:
         if op == "not":
             return not self._test(condition.children[0], scope, ctx)
         nodes = scope.select(condition.path, True)
+        if ctx.trace:
+            ctx.conversion.read.update(ctx.traced(n) for n in nodes)
         if op == "exists":
             return any(n.text() or n.parts() != [""] for n in nodes)
         if op == "absent":
@@ -335,4 +410,6 @@ def _matches(message: MessageMap, record: SourceRecord) -> bool:
 
 def _first_text(scope: Any, path: Any, ctx: _Context) -> str:
     nodes = scope.select(path, False)
+    if nodes and ctx.trace:
+        ctx.conversion.read.add(ctx.traced(nodes[0]))
     return nodes[0].text() if nodes else ""

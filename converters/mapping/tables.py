@@ -80,6 +80,7 @@ class CodeTable:
     rows: dict[tuple[str | None, str], CodeRow]
     default: CodeRow | None = None
     scalar: bool = False
+    target_system: str | None = None
 
     def lookup(self, code: str, system: str | None = None) -> CodeRow | None:
         key = code.strip().lower()
@@ -205,7 +206,8 @@ class _Builder:
         default = _code_row(data["default"], target_system) if "default" in data else None
         scalar = any(r.value is not None for r in rows.values())
         self.codes[data["name"]] = CodeTable(
-            data["name"], doc.file, data.get("source_system"), rows, default, scalar
+            data["name"], doc.file, data.get("source_system"), rows, default, scalar,
+            target_system,
         )
 
     def _add_datatypes(self, doc: YamlDocument) -> None:

@@ -117,3 +117,36 @@ def _list_item(items: list[Any], step: Step, value: Any, final: bool) -> Any:
     if final and isinstance(value, dict):
         item.update(value)
     return item
+
+
+def write_traced(target: dict[str, Any], steps: tuple[Step, ...], value: Any) -> str:
+    """Write like :func:`write` and return the concrete path written (``identifier[1].value``).
+
+    Only the engine's trace mode calls this, so the untraced path keeps its short loop.
+    """
+    node: Any = target
+    concrete: list[str] = []
+    last = len(steps) - 1
+    for position, step in enumerate(steps):
+        final = position == last
+        if step.op == KEY:
+            concrete.append(step.key)
+            if final:
+                write(node, (step,), value)
+                break
+            node = node.setdefault(step.key, {})
+            continue
+        items = node.setdefault(step.key, [])
+        node = _list_item(items, step, value if final else None, final)
+        concrete.append(f"{step.key}[{_index_of(items, step, node)}]")
+        if final:
+            break
+    return ".".join(concrete)
+
+
+def _index_of(items: list[Any], step: Step, item: Any) -> int:
+    if step.op == INDEX:
+        return int(step.arg)
+    if step.op == MATCH:
+        return next(i for i, candidate in enumerate(items) if candidate is item)
+    return len(items) - 1

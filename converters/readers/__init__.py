@@ -1,0 +1,1 @@
+"""Readers: turn one export file into a stream of :class:`converters.records.SourceRecord`."""
