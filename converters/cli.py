@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     reprocess = commands.add_parser(
         "reprocess", help="convert quarantined records again (after a mapping fix)")
     reprocess.add_argument("--out", default="target", help="target folder or FHIR URL")
+    reprocess.add_argument("--state", type=Path, default=None,
+                           help="state folder of a FHIR URL target, as given to load "
+                                "(default .babyconnect; a folder target is its own state)")
     _run_options(reprocess)
     reprocess.set_defaults(func=cmd_reprocess)
 
@@ -146,7 +149,7 @@ def cmd_load(args: argparse.Namespace) -> int:
 def cmd_reprocess(args: argparse.Namespace) -> int:
     from converters.reprocess import reprocess
 
-    settings = _settings(args, target=args.out, kind="reprocess")
+    settings = _settings(args, target=args.out, state=args.state, kind="reprocess")
     report = reprocess(settings)
     if not args.quiet:
         print(report.summary())
@@ -185,13 +188,18 @@ def format_reconciliation(data: dict) -> str:
     lines = [f"{'file':60} {'in':>7} {'loaded':>7} {'quar.':>7} {'skipped':>7} {'diff':>5}"]
     for row in data.get("files", []):
         lines.append(
-            f"{str(row.get('path', ''))[-60:]:60} {row.get('records', 0):>7} "
+            f"{str(row.get('path', ''))[-60:]:60} {_count(row.get('input_records')):>7} "
             f"{row.get('loaded', 0):>7} {row.get('quarantined', 0):>7} "
-            f"{row.get('skipped', 0):>7} {row.get('difference', 0):>5}"
+            f"{row.get('skipped', 0):>7} {_count(row.get('difference')):>5}"
         )
     lines.append("OK: every record is accounted for" if data.get("ok")
                  else "DIFFERENCE: some records are not accounted for (see diff)")
     return "\n".join(lines)
+
+
+def _count(value: int | None) -> str:
+    # An unfinished file has no input count yet (the ledger stores NULL until finish_file).
+    return "?" if value is None else str(value)
 
 
 # -- helpers ----------------------------------------------------------------------------------

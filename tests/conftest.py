@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
 CORPUS = ROOT.parent / "shared" / "corpus"
 
-pytest_plugins = ["tests.support.fhir_server"]
+pytest_plugins = ["tests.support.fhir_server", "tests.support.validation_corpus"]
 
 
 def corpus_path(*parts: str) -> Path:

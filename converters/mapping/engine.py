@@ -333,6 +333,10 @@ class Engine:
 
     def _code(self, table: CodeTable, code: str, node: Any, ctx: _Context) -> Any:
         row = table.lookup(code)
+        if row is None and table.strict:
+            # A closed vendor list (a kraamzorg export's column codes): an unknown code is a
+            # mapping error, quarantining the record when the rule is required.
+            raise Reject("unknown-code", "not in the code table")
         if row is None:
             ctx.conversion.unmapped.append(
                 Unmapped(table.name, table.source_system or "", code, node.location())

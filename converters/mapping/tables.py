@@ -81,6 +81,7 @@ class CodeTable:
     default: CodeRow | None = None
     scalar: bool = False
     target_system: str | None = None
+    strict: bool = False  # an unknown code is refused (Reject "unknown-code"), not kept
 
     def lookup(self, code: str, system: str | None = None) -> CodeRow | None:
         key = code.strip().lower()
@@ -207,7 +208,7 @@ class _Builder:
         scalar = any(r.value is not None for r in rows.values())
         self.codes[data["name"]] = CodeTable(
             data["name"], doc.file, data.get("source_system"), rows, default, scalar,
-            target_system,
+            target_system, data.get("strict", False),
         )
 
     def _add_datatypes(self, doc: YamlDocument) -> None:

@@ -214,6 +214,48 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# -- table exports (kraamzorg CSV/xlsx) ------------------------------------------------------
+
+BSN_SYSTEM = "http://fhir.nl/fhir/NamingSystem/bsn"
+
+
+def _json_number(number: Decimal) -> float | int:
+    return int(number) if number == number.to_integral_value() and number.as_tuple().exponent >= 0 \
+        else float(number)
+
+
+def _table_decimal(text: str, decimal: str) -> float | int | None:
+    from converters.readers.tabular import parse_decimal  # the reader owns the table conventions
+
+    try:
+        number = parse_decimal(text, decimal)
+    except ValueError as exc:
+        # parse_decimal's messages never quote the value: "wrong decimal separator" or
+        # "not a decimal number".
+        issue = "wrong-decimal-separator" if "separator" in str(exc) else "bad-number"
+        raise Reject(issue, str(exc)) from None
+    return None if number is None else _json_number(number)
+
+
+def decimal_comma(text: str) -> float | int | None:
+    """Return a JSON number from a decimal-comma layout ('6,5'); '37.2' is refused, not guessed."""
+    return _table_decimal(text, ",")
+
+
+def decimal_point(text: str) -> float | int | None:
+    """Return a JSON number from a decimal-point layout ('37.1'); '37,4' is refused."""
+    return _table_decimal(text, ".")
+
+
+def bsn_reference(text: str) -> str:
+    """Return a conditional reference to the Patient with this BSN (FHIR STU3 http.html 2.21.0.17.2).
+
+    The server resolves ``Patient?identifier=...`` when it processes the transaction, so a row that
+    carries only a BSN points at the woman's or child's existing record without rewriting it.
+    """
+    return f"Patient?identifier={BSN_SYSTEM}|{check_bsn(text)}"
+
+
 TextTransform = Callable[[str], Any]
 
 TEXT_TRANSFORMS: dict[str, TextTransform] = {
@@ -234,4 +276,7 @@ TEXT_TRANSFORMS: dict[str, TextTransform] = {
     "lower": str.lower,
     "ucum": str.strip,
     "time-ms": str.strip,
+    "decimal-comma": decimal_comma,
+    "decimal-point": decimal_point,
+    "bsn-reference": bsn_reference,
 }

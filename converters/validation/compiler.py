@@ -390,7 +390,9 @@ def _finish(library: Library, compiled: CompiledProfile, node: Node) -> None:
 def _discriminators(library: Library, sliced: Node, slice_node: Node) -> list[Discriminator] | None:
     """Turn the slicing discriminators into matchers for one slice; None when undecidable."""
     result = []
-    for disc in (sliced.slicing or {}).get("discriminator", []) or [{"type": "value", "path": "url"}]:
+    # Without a discriminator (an extension slice declared bare), the extension URL decides.
+    declared = (sliced.slicing or {}).get("discriminator", [])
+    for disc in declared or [{"type": "value", "path": "url"}]:
         kind, path = disc.get("type", "value"), disc.get("path", "$this")
         if kind == "value" and path == "url" and slice_node.extension_url:
             result.append(Discriminator("url", ("url",), slice_node.extension_url))

@@ -119,7 +119,8 @@ def _typed(raw: str, type_name: str) -> Any:
             return int(raw)
         if type_name == "decimal":
             number = float(raw)
-            return int(number) if number.is_integer() and "." not in raw and "e" not in raw.lower() else number
+            integral = number.is_integer() and "." not in raw and "e" not in raw.lower()
+            return int(number) if integral else number
     except ValueError:
         return raw  # structural validation names the bad primitive
     return raw

@@ -7,6 +7,7 @@ come from the pydantic models that ``fhir.resources`` generated from those same 
 
 from __future__ import annotations
 
+import types
 import typing
 from dataclasses import dataclass
 from functools import lru_cache
@@ -42,7 +43,7 @@ def _unwrap(annotation: typing.Any) -> tuple[typing.Any, bool]:
     while True:
         origin = typing.get_origin(annotation)
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if origin in (typing.Union, getattr(__import__("types"), "UnionType")) and args:
+        if origin in (typing.Union, types.UnionType) and args:
             annotation = args[0]
         elif origin in (list, typing.List):
             is_list, annotation = True, args[0]

@@ -31,7 +31,7 @@ RULES = (
     "structure", "cardinality", "fixed", "pattern", "binding", "slice", "extension", "reference",
     "unknown-profile",
 )
-# A literal reference: [base/]Type/id[/_history/v], or a conditional one Type?query (STU3 §2.3.0.1).
+# A literal reference [base/]Type/id[/_history/v], or a conditional one Type?query (STU3 §2.3.0.1).
 _REFERENCE = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)(?:/[A-Za-z0-9\-.]{1,64}(?:/_history/[^/]+)?$|\?)")
 
 
@@ -385,7 +385,7 @@ def _matches(value: Any, expected: Any, exact: bool) -> bool:
 
 
 def _show(expected: Any) -> str:
-    """Render a fixed/pattern value from a profile for a message (profile text, not patient data)."""
+    """Render a fixed/pattern value of a profile for a message (profile text, no patient data)."""
     if isinstance(expected, dict):
         codings = expected.get("coding") or ([expected] if "code" in expected else [])
         if codings:
