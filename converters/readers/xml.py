@@ -81,8 +81,15 @@ _DOCTYPE = re.compile(
     rb"(?:\[(?P<subset>(?:[^\"'\]]++|\"[^\"]*+\"|'[^']*+')*+)\]\s*+)?>"
 )
 _EXTERNAL_ID = re.compile(rb"\s(?:SYSTEM|PUBLIC)[\s\"']")
-_MISC = re.compile(rb"(?:\s+|<!--.*?-->|<\?.*?\?>)*", re.S)
 _MAX_DOCTYPE = 1 << 20
+
+# The act an HL7v3 message is about: ControlActProcess/subject/<act>, or one level further
+# down in the Perined Kernset (.../registrationProcess/subject2/CareProvisionEvent).
+_FOCAL_ACT = etree.XPath(
+    "hl7:ControlActProcess/hl7:subject/*[hl7:templateId]"
+    " | hl7:ControlActProcess/hl7:subject/*/hl7:subject2/*[hl7:templateId]",
+    namespaces={"hl7": HL7V3_NS},
+)
 
 # libxml2 messages may quote the offending bytes ("Bytes: 0xE9 0x20"): a piece of a name, so cut.
 _MESSAGE_NOISE = re.compile(r",? ?Bytes: (?:0x[0-9A-Fa-f]{2} ?)+|, line \d+, column \d+")
@@ -160,8 +167,10 @@ def _whole_file(stream: BinaryIO, limit: int) -> Iterator[_Span]:
         yield _Span(0, 1, b"", error=f"UTF-16/32 document larger than {limit} bytes")
         return
     # Any DOCTYPE is refused here: without the splitter there is no finer check.
-    doctype = any(w in raw for w in ("<!DOCTYPE".encode(c) for c in ("utf-16-le", "utf-16-be")))
-    yield _Span(0, 1, raw, unsafe="DOCTYPE in a UTF-16/32 document; refused unparsed" * doctype)
+    span = _Span(0, 1, raw)
+    if any("<!DOCTYPE".encode(codec) in raw for codec in ("utf-16-le", "utf-16-be")):
+        span.unsafe = "DOCTYPE in a UTF-16/32 document; refused unparsed"
+    yield span
 
 
 class _Splitter:
@@ -217,8 +226,7 @@ class _Splitter:
                 if self.fast is not None:  # the end tag is not in the buffer yet
                     pos = self._read_more(pos)
                     if pos < 0:
-                        yield self._oversized()
-                        pos = self._skip_to_declaration()
+                        pos = yield from self._oversized()
                 continue
             lt = self.buf.find(b"<", pos)
             if lt < 0 or (token := self._token(lt)) is None:
@@ -227,8 +235,7 @@ class _Splitter:
                     return
                 pos = self._read_more(pos)
                 if pos < 0:  # a document outgrew the limit
-                    yield self._oversized()
-                    pos = self._skip_to_declaration()
+                    pos = yield from self._oversized()
                 continue
             kind, end, name = token
             if not self.stack and not self.container:
@@ -340,8 +347,8 @@ class _Splitter:
         if depth == 1 and self.container:
             self.child_start, self.child_name = lt, name
         if kind == "empty":
-            yield from self._closed(lt, end)
-        elif not self.unsafe and (depth == 0 and not self.deciding or depth == 1 and self.container):
+            yield from self._closed(end)
+        elif not self.unsafe and ((depth == 1 and self.container) if depth else not self.deciding):
             self.fast, self.fast_from = b"</" + name, end
             self.fast_start = lt if depth else self.doc_start
         else:
@@ -400,9 +407,9 @@ class _Splitter:
             return  # a stray end tag inside a document: lxml reports it when parsing
         if child_open and not stack:
             yield self._span(self.child_start, lt, child=True)  # the container closed first
-        yield from self._closed(lt, end)
+        yield from self._closed(end)
 
-    def _closed(self, lt: int, end: int) -> Iterator[_Span]:
+    def _closed(self, end: int) -> Iterator[_Span]:
         """Yield the document that an element closing at ``end`` completes, if any."""
         depth = len(self.stack)
         if self.container and depth == 1:
@@ -491,25 +498,28 @@ class _Splitter:
             return self.mark_line + 1
         return self.mark_line + 1 - self.buf.count(b"\n", index, self.mark)
 
-    def _oversized(self) -> _Span:
-        """Make the error span for a document that outgrew the limit."""
+    def _oversized(self) -> Iterator[_Span]:
+        """Refuse a document that outgrew the limit; return where reading resumes."""
         if self.fast is not None:
             start = self.fast_start
         else:
             start = self.child_start if self.container else self.doc_start or 0
         start = max(start, 0)
-        return _Span(self.base + start, self._line_at(start), b"",
-                     error=f"document larger than {self.limit} bytes: skipped to the next XML "
-                     "declaration")
+        yield _Span(self.base + start, self._line_at(start), b"",
+                    error=f"document larger than {self.limit} bytes: skipped to the next XML "
+                    "declaration")
+        return self._skip_to_declaration(start + 1)
 
-    def _skip_to_declaration(self) -> int:
+    def _skip_to_declaration(self, start: int) -> int:
         """Discard bytes up to the next XML declaration, the only safe place to resume."""
         self._reset()
         while True:
-            found = _XML_DECL.search(self.buf)
+            found = _XML_DECL.search(self.buf, start)
             if found or self.eof:
                 return found.start() if found else len(self.buf)
-            self._drop(max(0, len(self.buf) - 6))
+            keep = max(start, len(self.buf) - 6)
+            self._drop(keep)
+            start -= keep
             chunk = self.stream.read(self.chunk_size)
             self.eof = not chunk
             self.buf += chunk
@@ -563,7 +573,7 @@ def _record(span: _Span, position: int, file: str, parser: etree.XMLParser) -> S
 
 
 def _error_record(
-    span: _Span, position: int, file: str, reason: str, code: str, where: str, meta: dict
+    span: _Span, position: int, file: str, reason: str, code: str, where: str, meta: dict[str, str]
 ) -> SourceRecord:
     """Build the record of a document that cannot be read."""
     record_id = f"document {position}"
@@ -589,7 +599,7 @@ def _reason(exc: etree.XMLSyntaxError) -> str:
     return f"not well-formed XML: {message}"
 
 
-def _error_position(span: _Span, exc: etree.XMLSyntaxError, meta: dict) -> str:
+def _error_position(span: _Span, exc: etree.XMLSyntaxError, meta: dict[str, str]) -> str:
     """Place a parser error in the file, fill ``meta`` and return it as a location."""
     line, column = exc.position if exc.position else (1, 1)
     line, column = max(line, 1), max(column, 1)
@@ -674,13 +684,7 @@ def _template_ids(root: etree._Element) -> list[str]:
     if etree.QName(root).namespace == HL7V3_NS and root.tag != f"{{{HL7V3_NS}}}ClinicalDocument":
         # HL7v3 Kernset messages carry their template on the act under the control act
         # (ControlActProcess/subject/registrationProcess/subject2/CareProvisionEvent).
-        hl7 = {"hl7": HL7V3_NS}
-        acts = root.xpath(
-            "hl7:ControlActProcess/hl7:subject/*[hl7:templateId]"
-            " | hl7:ControlActProcess/hl7:subject/*/hl7:subject2/*[hl7:templateId]",
-            namespaces=hl7,
-        )
-        for act in acts[:1]:
+        for act in _FOCAL_ACT(root)[:1]:
             ids += [t for t in _child_template_ids(act) if t not in ids]
     return ids
 
