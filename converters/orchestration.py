@@ -90,6 +90,10 @@ def load_pipelines(path: Path) -> list[SourceConfig]:
         if item.get("target") and "://" not in item["target"] and not Path(
                 item["target"]).is_absolute():
             item["target"] = str((base / item["target"]).resolve())
+        if not item.get("state") and (item.get("connection") or "://" in item.get("target", "")):
+            # A server target keeps its ledger and quarantine beside the pipelines file, not in
+            # whatever folder a worker happens to start in.
+            item["state"] = str((base / "state" / item["name"]).resolve())
         sources.append(SourceConfig(**item))
     return sources
 

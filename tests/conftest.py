@@ -10,7 +10,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
 CORPUS = ROOT.parent / "shared" / "corpus"
 
-pytest_plugins = ["tests.support.fhir_server", "tests.support.validation_corpus"]
+pytest_plugins = [
+    "tests.support.fhir_server",
+    "tests.support.validation_corpus",
+    "tests.support.airflow_env",
+    "tests.support.services",
+]
 
 
 def corpus_path(*parts: str) -> Path:

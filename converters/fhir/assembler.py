@@ -27,6 +27,7 @@ class Entry:
     full_url: str
     request_url: str
     conditional: bool
+    if_absent: str = ""  # a search (identifier=system|value): create only when nothing matches
 
     @property
     def key(self) -> str:
@@ -62,6 +63,8 @@ class Assembler:
             existing = seen.get(entry.key)
             if existing is not None:
                 _merge(existing.resource, entry.resource)
+                if not entry.if_absent:
+                    existing.if_absent = ""  # one authoritative mention makes the entry an update
                 entry = existing
             else:
                 seen[entry.key] = entry
@@ -101,7 +104,12 @@ class Assembler:
         resource = {"resourceType": resource_type, "id": resource_id,
                     "meta": {"profile": list(draft.profiles)}}
         resource.update((k, v) for k, v in body.items() if k != "resourceType")
-        return Entry(resource, self.ids.full_url(resource_id), request_url, conditional)
+        if_absent = ""
+        if draft.write == "create-if-absent" and identifier is not None:
+            if_absent = f"identifier={identifier[0]}|{identifier[1]}"
+            conditional = True
+        return Entry(resource, self.ids.full_url(resource_id), request_url, conditional,
+                     if_absent)
 
     # -- provenance and bundle ------------------------------------------------------------------
 
@@ -143,11 +151,14 @@ class Assembler:
                 # A conditional update must not carry an id: the server's match decides it, and a
                 # resource first created by another system has another id (FHIR STU3 3.1.0.4.3).
                 resource = {k: v for k, v in resource.items() if k != "id"}
-            bundle_entries.append({
-                "fullUrl": entry.full_url,
-                "resource": resource,
-                "request": {"method": "PUT", "url": entry.request_url},
-            })
+            if entry.if_absent:
+                # FHIR STU3 3.1.0.8 conditional create: never overwrites what the repository holds.
+                request = {"method": "POST", "url": resource["resourceType"],
+                           "ifNoneExist": entry.if_absent}
+            else:
+                request = {"method": "PUT", "url": entry.request_url}
+            bundle_entries.append({"fullUrl": entry.full_url, "resource": resource,
+                                   "request": request})
         return {
             "resourceType": "Bundle",
             "id": self.ids.make("Bundle", record.content_hash, record.record_id),

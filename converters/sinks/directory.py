@@ -5,21 +5,40 @@
     target/quarantine/...                                        see converters.quarantine
     target/report.json, target/ledger.db, target/id-key          the run's account and state
 
-NDJSON files hold one line per resource id: a resource met again (the same woman in tomorrow's
-export) replaces its line, so re-runs converge on the same files.
+Durability before accounting: ``write`` appends every resource to a journal
+(``ndjson/journal.log``) and flushes it before returning, so what the ledger then records as
+loaded is on disk even if the process is killed a moment later. ``close`` (of this run, or of the
+next one after a crash) compacts the journal into the NDJSON files: one line per id, the last
+update winning, a create-if-absent line only filling a gap. Re-runs converge on the same files.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from converters.fhir.assembler import Assembled
 from converters.records import SourceRecord
 from converters.sinks.results import WriteResult
+
+JOURNAL = "journal.log"
+LOCK = ".lock"
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Several tasks may write one target at once (mapped Airflow tasks): one at a time here."""
+    with (folder / LOCK).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _safe(text: str) -> str:
@@ -32,9 +51,9 @@ class DirectorySink:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.name = f"dir:{root.resolve()}"
-        self._pending: dict[str, dict[str, str]] = {}
         (root / "bundles").mkdir(parents=True, exist_ok=True)
         (root / "ndjson").mkdir(parents=True, exist_ok=True)
+        self._ndjson = root / "ndjson"
 
     def write(self, items: list[tuple[SourceRecord, Assembled]]) -> list[WriteResult]:
         results = []
@@ -46,32 +65,48 @@ class DirectorySink:
                 json.dumps(assembled.bundle, ensure_ascii=False, indent=1) + "\n",
                 encoding="utf-8",
             )
-            for entry in assembled.entries:
-                resource = entry.resource
-                lines = self._pending.setdefault(resource["resourceType"], {})
-                lines[resource["id"]] = json.dumps(
-                    resource, ensure_ascii=False, separators=(",", ":")
-                )
             results.append(WriteResult(True, [e.key for e in assembled.entries]))
-        if sum(len(v) for v in self._pending.values()) > 50_000:
-            self.flush()
+        lines = [("?" if e.if_absent else "=")
+                 + json.dumps(e.resource, ensure_ascii=False, separators=(",", ":")) + "\n"
+                 for _, assembled in items for e in assembled.entries]
+        with _locked(self._ndjson), (self._ndjson / JOURNAL).open("a", encoding="utf-8") as out:
+            out.write("".join(lines))
+            out.flush()
+            os.fsync(out.fileno())
         return results
 
-    def flush(self) -> None:
-        """Merge pending resources into the NDJSON files, one line per id (last one wins)."""
-        for resource_type, lines in self._pending.items():
-            path = self.root / "ndjson" / f"{resource_type}.ndjson"
-            merged = _read_lines(path)
-            merged.update(lines)
-            tmp = path.with_suffix(".ndjson.tmp")
-            with tmp.open("w", encoding="utf-8") as handle:
-                for resource_id in sorted(merged):
-                    handle.write(merged[resource_id] + "\n")
-            os.replace(tmp, path)
-        self._pending.clear()
-
     def close(self) -> None:
-        self.flush()
+        with _locked(self._ndjson):
+            compact(self._ndjson)
+
+
+def compact(folder: Path) -> None:
+    """Fold the journal into one NDJSON file per resource type, then empty the journal."""
+    journal = folder / JOURNAL
+    if not journal.exists():
+        return
+    updates: dict[str, dict[str, str]] = {}
+    if_absent: dict[str, dict[str, str]] = {}
+    with journal.open(encoding="utf-8") as handle:
+        for raw in handle:
+            if len(raw) < 3 or not raw.endswith("\n"):
+                continue  # a line cut off by a kill was never acknowledged to the ledger
+            mode, line = raw[0], raw[1:-1]
+            resource_type, resource_id = _type_and_id(line)
+            book = updates if mode == "=" else if_absent
+            book.setdefault(resource_type, {})[resource_id] = line
+    for resource_type in sorted(set(updates) | set(if_absent)):
+        path = folder / f"{resource_type}.ndjson"
+        merged = _read_lines(path)
+        merged.update(updates.get(resource_type, {}))
+        for resource_id, line in if_absent.get(resource_type, {}).items():
+            merged.setdefault(resource_id, line)
+        tmp = path.with_suffix(".ndjson.tmp")
+        with tmp.open("w", encoding="utf-8") as handle:
+            for resource_id in sorted(merged):
+                handle.write(merged[resource_id] + "\n")
+        os.replace(tmp, path)
+    journal.unlink()
 
 
 def _read_lines(path: Path) -> dict[str, str]:
@@ -82,13 +117,19 @@ def _read_lines(path: Path) -> dict[str, str]:
         for line in handle:
             line = line.rstrip("\n")
             if line:
-                out[_id_of(line)] = line
+                out[_type_and_id(line)[1]] = line
     return out
 
 
-def _id_of(line: str) -> str:
-    found = re.search(r'"id":"([^"]+)"', line)
-    return found.group(1) if found else str(json.loads(line).get("id"))
+_HEAD = re.compile(r'^\{"resourceType":"([A-Za-z]+)","id":"([^"]+)"')
+
+
+def _type_and_id(line: str) -> tuple[str, str]:
+    found = _HEAD.match(line)
+    if found:
+        return found.group(1), found.group(2)
+    data = json.loads(line)
+    return data["resourceType"], str(data["id"])
 
 
 class NullSink:

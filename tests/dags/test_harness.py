@@ -58,7 +58,7 @@ def test_importing_the_harness_does_not_import_airflow() -> None:
 
 
 def test_dag_test_runs_the_taskflow_dag_to_success(taskflow_run: DagRunResult) -> None:
-    assert taskflow_run.state == "success"
+    assert taskflow_run.state == "success", taskflow_run.log_tail
     assert set(taskflow_run.states().values()) == {"success"}
 
 

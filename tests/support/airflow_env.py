@@ -42,6 +42,7 @@ TEST_JWT_SECRET = "babyconnect-test-only-jwt-secret-0123456789"
 
 CHILD_TIMEOUT_S = 300
 _LOG_TAIL_CHARS = 4000
+_RESULT_LOG_CHARS = 20000
 
 
 class AirflowChildError(AssertionError):
@@ -96,6 +97,8 @@ class DagRunResult:
     conf: dict[str, Any]
     task_instances: tuple[TaskInstanceResult, ...]
     asset_events: tuple[AssetEventResult, ...]
+    # The end of the child's output (Airflow's and the tasks' logs): ``assert ..., run.log_tail``.
+    log_tail: str = field(default="", repr=False)
 
     def task(self, task_id: str, map_index: int = -1) -> TaskInstanceResult:
         """Return the task instance ``task_id`` (``map_index`` for one mapped instance)."""
@@ -206,6 +209,7 @@ def _dag_run_result(raw: Mapping[str, Any]) -> DagRunResult:
         conf=raw["conf"],
         task_instances=tuple(TaskInstanceResult(**ti) for ti in raw["task_instances"]),
         asset_events=tuple(AssetEventResult(**ev) for ev in raw["asset_events"]),
+        log_tail=raw.get("log_tail", ""),
     )
 
 
@@ -282,8 +286,10 @@ def _run_child_script(
         spec_path.write_text(json.dumps({**spec, "result": str(result_path)}))
 
         argv = [sys.executable, str(Path(__file__).resolve()), command, str(spec_path)]
-        _run_child(argv, environ, f"child {command}", timeout)
-        return json.loads(result_path.read_text())
+        output = _run_child(argv, environ, f"child {command}", timeout)
+        result: dict[str, Any] = json.loads(result_path.read_text())
+    result["log_tail"] = output[-_RESULT_LOG_CHARS:]
+    return result
 
 
 # --- pytest plugin -------------------------------------------------------------------------
@@ -429,8 +435,16 @@ def _child_integrity(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "dag_ids": sorted(bag.dag_ids),
         "violations": sorted(set(violations)),
-        "import_errors": [f"import error in {name}" for name in sorted(bag.import_errors)],
+        "import_errors": [
+            f"import error in {name}: {_last_line(trace)}"
+            for name, trace in sorted(bag.import_errors.items())
+        ],
     }
+
+
+def _last_line(traceback_text: str) -> str:
+    lines = [line for line in traceback_text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "(no traceback)"
 
 
 def _child_forbidden(event: str, args: tuple[Any, ...], inbox: str | None) -> str | None:

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg2
 import pytest
 
 from .airflow_env import AIRFLOW_BIN, AirflowEnv, isolated_environ
@@ -184,6 +183,9 @@ class PostgresServer:
 
     def connect(self, database: str | None = None) -> Any:
         """Open a psycopg2 connection in autocommit mode."""
+        # Imported here: psycopg2 is in the "scale" extra, and this module is a suite-wide plugin.
+        import psycopg2
+
         conn = psycopg2.connect(
             host=self.host, port=self.port, user=self.role, dbname=database or self.database
         )
@@ -276,6 +278,8 @@ def _initdb(bindir: Path, data_dir: Path, root: Path, user: str | None) -> None:
 
 
 def _wait_for_postgres(server: PostgresServer, process: ManagedProcess) -> None:
+    import psycopg2
+
     def ready() -> bool:
         process.check_alive()
         try:
