@@ -8,9 +8,11 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # The Debian cluster tools put initdb/pg_ctl/postgres here, outside PATH.
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
+# Headless Chromium renders the coverage report in tests/workbench (Debian's build, no download).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "services.sh: redis-server and postgresql-15 already installed"
+    echo "services.sh: redis-server, postgresql-15 and chromium already installed"
     exit 0
 fi
 
@@ -22,4 +24,5 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 command -v redis-server >/dev/null
 [ -x /usr/lib/postgresql/15/bin/initdb ]
+command -v chromium >/dev/null
 echo "services.sh: done"

@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.support.validation_corpus",
     "tests.support.airflow_env",
     "tests.support.services",
+    "tests.support.chromium",
 ]
 
 

@@ -10,6 +10,7 @@ persons and organisations, ``PUT Type/id`` for everything else.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import PurePath
 from typing import Any
 
@@ -36,10 +37,16 @@ class Entry:
 
 @dataclass(slots=True)
 class Assembled:
-    """The resources of one record (ids set) and its transaction Bundle."""
+    """The resources of one record (ids set) and its transaction Bundle.
+
+    ``source_time`` is when the source says the record was made (MSH-7 for HL7v2), in UTC:
+    targets use it so that the newest statement about a resource wins whatever the order in
+    which parallel tasks happen to write.
+    """
 
     bundle: dict[str, Any]
     entries: list[Entry]
+    source_time: str = ""
 
     def resolver(self) -> Any:
         by_url = {e.full_url: e.resource for e in self.entries}
@@ -72,8 +79,10 @@ class Assembler:
             by_alias.setdefault(draft.alias, []).append(entry)
         for entry in entries:
             _resolve(entry.resource, by_alias)
-        entries.append(self._provenance(conversion, entries))
-        return Assembled(self._bundle(conversion, entries), entries)
+        provenance = self._provenance(conversion, entries)
+        entries.append(provenance)
+        return Assembled(self._bundle(conversion, entries), entries,
+                         _utc(provenance.resource["recorded"]))
 
     # -- ids ------------------------------------------------------------------------------------
 
@@ -218,6 +227,16 @@ def _recorded(text: str) -> str:
         return to_instant(text) if text else "1970-01-01T00:00:00+00:00"
     except Reject:
         return "1970-01-01T00:00:00+00:00"
+
+
+def _utc(instant: str) -> str:
+    try:
+        moment = datetime.fromisoformat(instant)
+    except ValueError:
+        return ""
+    if moment.tzinfo is None:
+        return ""
+    return moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S")
 
 
 def _uri(prefix: str, text: str) -> str:

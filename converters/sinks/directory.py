@@ -66,7 +66,7 @@ class DirectorySink:
                 encoding="utf-8",
             )
             results.append(WriteResult(True, [e.key for e in assembled.entries]))
-        lines = [("?" if e.if_absent else "=")
+        lines = [("?" if e.if_absent else "=") + (assembled.source_time or "-") + "\t"
                  + json.dumps(e.resource, ensure_ascii=False, separators=(",", ":")) + "\n"
                  for _, assembled in items for e in assembled.entries]
         with _locked(self._ndjson), (self._ndjson / JOURNAL).open("a", encoding="utf-8") as out:
@@ -85,21 +85,29 @@ def compact(folder: Path) -> None:
     journal = folder / JOURNAL
     if not journal.exists():
         return
-    updates: dict[str, dict[str, str]] = {}
-    if_absent: dict[str, dict[str, str]] = {}
+    # Per id: of the updates, the newest source statement wins (ties: the greater line), so the
+    # result does not depend on the order parallel tasks wrote in; of the create-if-absent
+    # mentions, the oldest, and only where no update and no earlier line exists.
+    updates: dict[str, dict[str, tuple[str, str]]] = {}
+    if_absent: dict[str, dict[str, tuple[str, str]]] = {}
     with journal.open(encoding="utf-8") as handle:
         for raw in handle:
-            if len(raw) < 3 or not raw.endswith("\n"):
+            if len(raw) < 3 or not raw.endswith("\n") or "\t" not in raw:
                 continue  # a line cut off by a kill was never acknowledged to the ledger
-            mode, line = raw[0], raw[1:-1]
+            head, line = raw[:-1].split("\t", 1)
+            mode, stamp = head[0], head[1:]
             resource_type, resource_id = _type_and_id(line)
-            book = updates if mode == "=" else if_absent
-            book.setdefault(resource_type, {})[resource_id] = line
+            if mode == "=":
+                book = updates.setdefault(resource_type, {})
+                book[resource_id] = max(book.get(resource_id, ("", "")), (stamp, line))
+            else:
+                book = if_absent.setdefault(resource_type, {})
+                book[resource_id] = min(book.get(resource_id, ("~", "~")), (stamp, line))
     for resource_type in sorted(set(updates) | set(if_absent)):
         path = folder / f"{resource_type}.ndjson"
         merged = _read_lines(path)
-        merged.update(updates.get(resource_type, {}))
-        for resource_id, line in if_absent.get(resource_type, {}).items():
+        merged.update({k: v[1] for k, v in updates.get(resource_type, {}).items()})
+        for resource_id, (_, line) in if_absent.get(resource_type, {}).items():
             merged.setdefault(resource_id, line)
         tmp = path.with_suffix(".ndjson.tmp")
         with tmp.open("w", encoding="utf-8") as handle:

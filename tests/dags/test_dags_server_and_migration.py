@@ -18,7 +18,7 @@ import pytest
 
 pytest.register_assert_rewrite("tests.support.airflow_env")
 
-from tests.conftest import SAMPLES  # noqa: E402
+from tests.conftest import ROOT, SAMPLES  # noqa: E402
 from tests.support import airflow_env as harness  # noqa: E402
 from tests.support.airflow_env import AirflowEnv  # noqa: E402
 
@@ -37,8 +37,11 @@ def _workspace(folder: Path, source_yaml: str, copies: int = 1) -> Path:
                 data = data.replace(b"LINDE-", b"LINDE%d-" % n).replace(b"LABLINDE-",
                                                                       b"LABLINDE%d-" % n)
             (inbox / f"{path.stem}-{n}.hl7").write_bytes(data)
+    # Its own copy of the tables: the mapping version is part of every Provenance.
+    shutil.copytree(ROOT / "mappings", folder / "mappings")
     (folder / "pipelines.yaml").write_text(
-        "format_version: 1\nsources:\n" + source_yaml, encoding="utf-8")
+        "format_version: 1\nsources:\n" + source_yaml + "    mappings: mappings\n",
+        encoding="utf-8")
     return folder
 
 
@@ -75,6 +78,18 @@ def test_nightly_dag_loads_into_the_fhir_server_and_a_second_run_adds_nothing(
 def _ndjson_state(target: Path) -> dict[str, list[str]]:
     return {p.name: sorted(p.read_text().splitlines())
             for p in sorted((target / "ndjson").glob("*.ndjson"))}
+
+
+def _diff(expected: dict[str, list[str]], actual: dict[str, list[str]]) -> str:
+    import difflib
+
+    out = []
+    for name in sorted(set(expected) | set(actual)):
+        a = [p for line in expected.get(name, []) for p in line.split(",")]
+        b = [p for line in actual.get(name, []) for p in line.split(",")]
+        if a != b:
+            out.append(name + "\n" + "\n".join(list(difflib.unified_diff(a, b, n=1))[:20]))
+    return "\n".join(out)
 
 
 def _files_done(ledger: Path) -> int:
@@ -130,5 +145,6 @@ def test_migration_interrupted_and_restarted_ends_like_an_uninterrupted_one(
     resumed = env_broken.dag_test("babyconnect_migrate_archive", conf=conf)
     failed = {k: v for k, v in resumed.states().items() if v != "success"}
     assert resumed.state == "success", (failed, resumed.log_tail[-4000:])
-    assert _ndjson_state(broken / "target") == _ndjson_state(whole / "target")
+    assert _ndjson_state(broken / "target") == _ndjson_state(whole / "target"), _diff(
+        _ndjson_state(whole / "target"), _ndjson_state(broken / "target"))
     shutil.rmtree(broken / "inbox")
