@@ -12,8 +12,8 @@ import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from airflow.exceptions import AirflowFailException
 from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from converters import orchestration as orch
 from converters.errors import BabyconnectError

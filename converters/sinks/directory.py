@@ -105,28 +105,49 @@ def compact(folder: Path) -> None:
                 book[resource_id] = min(book.get(resource_id, ("~", "~")), (stamp, line))
     for resource_type in sorted(set(updates) | set(if_absent)):
         path = folder / f"{resource_type}.ndjson"
-        merged = _read_lines(path)
-        merged.update({k: v[1] for k, v in updates.get(resource_type, {}).items()})
-        for resource_id, (_, line) in if_absent.get(resource_type, {}).items():
-            merged.setdefault(resource_id, line)
-        tmp = path.with_suffix(".ndjson.tmp")
-        with tmp.open("w", encoding="utf-8") as handle:
-            for resource_id in sorted(merged):
-                handle.write(merged[resource_id] + "\n")
-        os.replace(tmp, path)
+        merged = _read_stamped(path)
+        for resource_id, stamped in updates.get(resource_type, {}).items():
+            merged[resource_id] = max(merged.get(resource_id, ("", "")), stamped)
+        for resource_id, stamped in if_absent.get(resource_type, {}).items():
+            merged.setdefault(resource_id, stamped)
+        _write_stamped(path, merged)
     journal.unlink()
 
 
-def _read_lines(path: Path) -> dict[str, str]:
+def _read_stamped(path: Path) -> dict[str, tuple[str, str]]:
+    """The NDJSON lines by id, each with the source time of the statement it holds.
+
+    The times live in a sidecar (``<Type>.ndjson.stamps``) because the NDJSON itself must stay
+    plain FHIR for bulk import; they let a later compaction keep the newest statement.
+    """
     if not path.exists():
         return {}
-    out: dict[str, str] = {}
+    stamps: dict[str, str] = {}
+    sidecar = path.with_suffix(".ndjson.stamps")
+    if sidecar.exists():
+        for row in sidecar.read_text(encoding="utf-8").splitlines():
+            resource_id, _, stamp = row.partition("\t")
+            stamps[resource_id] = stamp
+    out: dict[str, tuple[str, str]] = {}
     with path.open(encoding="utf-8") as handle:
         for line in handle:
             line = line.rstrip("\n")
             if line:
-                out[_type_and_id(line)[1]] = line
+                resource_id = _type_and_id(line)[1]
+                out[resource_id] = (stamps.get(resource_id, ""), line)
     return out
+
+
+def _write_stamped(path: Path, merged: dict[str, tuple[str, str]]) -> None:
+    tmp = path.with_suffix(".ndjson.tmp")
+    stamps_tmp = path.with_suffix(".stamps.tmp")
+    with tmp.open("w", encoding="utf-8") as lines, stamps_tmp.open("w", encoding="utf-8") as st:
+        for resource_id in sorted(merged):
+            stamp, line = merged[resource_id]
+            lines.write(line + "\n")
+            st.write(f"{resource_id}\t{stamp}\n")
+    os.replace(stamps_tmp, path.with_suffix(".ndjson.stamps"))
+    os.replace(tmp, path)
 
 
 _HEAD = re.compile(r'^\{"resourceType":"([A-Za-z]+)","id":"([^"]+)"')
