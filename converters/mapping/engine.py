@@ -77,6 +77,7 @@ class Draft:
     identifier_systems: tuple[str, ...]
     identity_with: tuple[str, ...]
     conditional: bool | None
+    write: str = "update"  # "create-if-absent": a mention must never overwrite the full record
 
 
 @dataclass(slots=True)
@@ -106,6 +107,8 @@ class _Context:
 
     def traced(self, node: Any) -> str:
         """Return the node's location, with the segment occurrence when a segment repeats."""
+        if isinstance(node, sources.XmlNode) and node.element is not None:
+            return sources.element_path(node.element)
         location = node.location()
         if not isinstance(node, sources.Hl7Node):
             return location
@@ -171,6 +174,13 @@ class Engine:
             exc.record_id = exc.record_id or record.record_id
             exc.args = (exc.describe(),)
             raise
+        if not conversion.drafts:
+            # Nothing to load (an ADA "no pregnancy card" answer, a document without the woman):
+            # a Bundle of a Provenance alone would say something was converted.
+            raise SourceError("the record holds nothing the mapping tables convert",
+                              file=record.file, record_id=record.record_id, rule=message.file,
+                              code="empty-record")
+        _settle_keyed_references(conversion.drafts)
         return conversion
 
     def _root_scope(self, message: MessageMap, record: SourceRecord) -> Any:
@@ -203,6 +213,10 @@ class Engine:
             if item.when is not None and not self._test(item.when, scope, ctx):
                 continue
             draft = self._build(item, resource, scope, index, ctx)
+            if draft is not None and item.key is not None:
+                key = _first_text(scope, item.key, ctx)
+                if key:
+                    draft.alias = f"{item.alias}#{key}"
             if draft is not None:
                 ctx.conversion.drafts.append(draft)
 
@@ -213,7 +227,7 @@ class Engine:
         traced_before = len(ctx.conversion.lineage)
         body: dict[str, Any] = {"resourceType": resource.resource_type}
         self._apply(resource.rules, scope, body, ctx)
-        if ctx.wrote == 0:
+        if ctx.wrote == 0 and not item.always:
             del ctx.conversion.lineage[traced_before:]  # constants of a resource not produced
             if not item.optional:
                 ctx.conversion.issues.append(Issue("empty-resource", item.alias, item.origin))
@@ -230,6 +244,7 @@ class Engine:
             identifier_systems=resource.identifier_systems,
             identity_with=resource.identity_with,
             conditional=resource.conditional,
+            write=item.write or "update",
         )
 
     def _apply(self, rules: Iterable[Rule], scope: Any, body: dict[str, Any], ctx: _Context,
@@ -240,11 +255,17 @@ class Engine:
             if rule.has_constant:
                 self._write(body, rule, copy.deepcopy(rule.constant), "constant", ctx)
                 continue
+            if rule.reference is not None and rule.key is not None:
+                self._keyed_references(rule, scope, body, ctx)
+                continue
             if rule.reference is not None:
                 self._write(body, rule, {"reference": AliasRef(rule.reference)},
                             f"reference to {rule.reference}", ctx)
                 continue
-            nodes = scope.select(rule.source, rule.repeat)
+            if ctx.trace:
+                nodes = _select(scope, rule.source, rule.repeat, ctx)
+            else:
+                nodes = scope.select(rule.source, rule.repeat)  # the hot path: no extra call
             if not nodes:
                 if rule.required:
                     raise SourceError("a required value is missing", field=rule.source_text,
@@ -252,6 +273,17 @@ class Engine:
                 continue
             for node in nodes:
                 self._apply_one(rule, node, body, ctx, inside_datatype)
+
+    def _keyed_references(self, rule: Rule, scope: Any, body: dict[str, Any],
+                          ctx: _Context) -> None:
+        """Write one Reference per key value, to the resource of that alias and key."""
+        for node in scope.select(rule.key, rule.repeat):
+            key = node.text()
+            if key:
+                if ctx.trace:
+                    ctx.conversion.read.add(ctx.traced(node))
+                self._write(body, rule, {"reference": AliasRef(f"{rule.reference}#{key}")},
+                            f"reference to {rule.reference}", ctx)
 
     def _write(self, body: dict[str, Any], rule: Rule, value: Any, source: str,
                ctx: _Context) -> None:
@@ -380,7 +412,7 @@ class Engine:
             return all(self._test(c, scope, ctx) for c in condition.children)
         if op == "not":
             return not self._test(condition.children[0], scope, ctx)
-        nodes = scope.select(condition.path, True)
+        nodes = _select(scope, condition.path, True, ctx)
         if ctx.trace:
             ctx.conversion.read.update(ctx.traced(n) for n in nodes)
         if op == "exists":
@@ -413,7 +445,43 @@ def _matches(message: MessageMap, record: SourceRecord) -> bool:
 
 
 def _first_text(scope: Any, path: Any, ctx: _Context) -> str:
-    nodes = scope.select(path, False)
+    nodes = _select(scope, path, False, ctx)
     if nodes and ctx.trace:
         ctx.conversion.read.add(ctx.traced(nodes[0]))
     return nodes[0].text() if nodes else ""
+
+
+def _settle_keyed_references(drafts: list[Draft]) -> None:
+    """Point a plain reference to a keyed alias at its first resource.
+
+    A produce with ``key`` names its drafts ``alias#key``; a rule that refers to the alias
+    without a key means the first of them (the only one, usually).
+    """
+    aliases = {d.alias for d in drafts}
+    if not any("#" in a for a in aliases):
+        return
+    first: dict[str, str] = {}
+    for alias in (d.alias for d in drafts):
+        if "#" in alias:
+            first.setdefault(alias.split("#", 1)[0], alias)
+    for draft in drafts:
+        _rewrite_refs(draft.body, aliases, first)
+
+
+def _rewrite_refs(node: Any, aliases: set[str], first: dict[str, str]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, AliasRef):
+                if str(value) not in aliases and str(value) in first:
+                    node[key] = AliasRef(first[str(value)])
+            else:
+                _rewrite_refs(value, aliases, first)
+    elif isinstance(node, list):
+        for item in node:
+            _rewrite_refs(item, aliases, first)
+
+
+def _select(scope: Any, path: Any, repeat: bool, ctx: _Context) -> list[Any]:
+    if ctx.trace and isinstance(scope, sources.XmlNode):
+        return scope.select_traced(path, repeat)
+    return scope.select(path, repeat)

@@ -176,15 +176,46 @@ class Hl7Scope:
 
 @dataclass(frozen=True, slots=True)
 class XmlPath:
+    """A compiled XPath; ``traced`` returns smart strings, so tracing can name an attribute's
+    element (the untraced ``xpath`` skips that cost)."""
+
     xpath: etree.XPath
     text: str
+    traced: etree.XPath | None = None
 
 
 def compile_xml_path(text: str, namespaces: dict[str, str]) -> XmlPath:
     try:
-        return XmlPath(etree.XPath(text, namespaces=namespaces, smart_strings=False), text)
+        return XmlPath(etree.XPath(text, namespaces=namespaces, smart_strings=False), text,
+                       etree.XPath(text, namespaces=namespaces, smart_strings=True))
     except etree.XPathSyntaxError as exc:
         raise ValueError(f"bad XPath '{text}': {exc}") from None
+
+
+def element_path(element: Any) -> str:
+    """Return a readable absolute path by local names: ``/dossier/vrouw/bsn``, ``item[2]`` when
+    siblings share a name (used for lineage and coverage, not for error messages)."""
+    steps = []
+    while element is not None:
+        tag = element.tag
+        name = etree.QName(tag).localname if isinstance(tag, str) else "node()"
+        parent = element.getparent()
+        if parent is not None:
+            same = [c for c in parent if c.tag == tag]
+            if len(same) > 1:
+                name += f"[{same.index(element) + 1}]"
+        steps.append(name)
+        element = parent
+    return "/" + "/".join(reversed(steps))
+
+
+def _string_location(found: Any, fallback: str) -> str:
+    parent = getattr(found, "getparent", lambda: None)()
+    if parent is None or not isinstance(parent.tag, str):
+        return fallback
+    if getattr(found, "is_attribute", False):
+        return f"{element_path(parent)}/@{etree.QName(found.attrname).localname}"
+    return f"{element_path(parent)}/text()"
 
 
 class XmlNode:
@@ -214,7 +245,12 @@ class XmlNode:
         if self.element is None:
             return []
         nodes = []
-        for found in path.xpath(self.element):
+        # $here is the element the path starts from, so a path can join on it (XPath 1.0 has
+        # no current()): //lichaamsgewicht[@id = $here/@value]
+        result = path.xpath(self.element, here=self.element)
+        if not isinstance(result, list):  # string(), concat(), count(), a comparison
+            result = [result]
+        for found in result:
             if isinstance(found, str):
                 if found.strip():
                     nodes.append(XmlNode(None, found, path.text))
@@ -230,6 +266,26 @@ class XmlNode:
         if self.element is not None:
             return self.element.getroottree().getpath(self.element)
         return self.path
+
+    def select_traced(self, path: XmlPath, repeat: bool = False) -> list[XmlNode]:
+        """Select like :meth:`select`; a string result is located at its element's path."""
+        if self.element is None or path.traced is None:
+            return self.select(path, repeat)
+        nodes = []
+        result = path.traced(self.element, here=self.element)
+        if not isinstance(result, list):  # as in select: a string or number expression
+            result = [result]
+        for found in result:
+            if isinstance(found, str):
+                if found.strip():
+                    nodes.append(XmlNode(None, str(found), _string_location(found, path.text)))
+            elif isinstance(found, (bool, float)):
+                nodes.append(XmlNode(None, str(found).lower(), path.text))
+            else:
+                nodes.append(XmlNode(found, None, path.text))
+            if not repeat and nodes:
+                break
+        return nodes
 
 
 class XmlScope(XmlNode):

@@ -51,6 +51,7 @@ class Rule:
     translate: str | None = None
     when: Condition | None = None
     required: bool = False
+    key: Any = None  # with reference (XML): the target's key, read from the source
 
 
 @dataclass(slots=True)
@@ -97,7 +98,10 @@ class Produce:
     context: tuple[str, ...] = ()
     when: Condition | None = None
     optional: bool = False
+    always: bool = False  # produced from constants and references alone (an inferred resource)
     origin: str = ""
+    key: Any = None  # XML: names each resource of the alias, for keyed references
+    write: str | None = None  # "update" or "create-if-absent"; overrides the resource map
 
 
 @dataclass(slots=True)
@@ -259,6 +263,10 @@ class _Builder:
             if "for_each" in item:
                 for_each = self._for_each(doc, ("resources", i, "for_each"), item, source, namespaces)
             when = self._condition(doc, ("resources", i, "when"), item.get("when"), source, namespaces)
+            key = None
+            if "key" in item:
+                key = self._source(doc, ("resources", i, "key"), item["key"], source, namespaces,
+                                   relative=False)
             produce.append(
                 Produce(
                     alias=item["as"],
@@ -268,7 +276,10 @@ class _Builder:
                     context=tuple(item.get("context", [])),
                     when=when,
                     optional=item.get("optional", False),
+                    always=item.get("always", False),
+                    write=item.get("write"),
                     origin=f"{doc.file}:{doc.line(('resources', i))}",
+                    key=key,
                 )
             )
             self.pending.append((doc, ("resources", i, "map"), "resource", item["map"]))
@@ -324,6 +335,12 @@ class _Builder:
         )
         if "constant" in spec:
             rule.constant, rule.has_constant = spec["constant"], True
+        if "key" in spec:
+            if rule.reference is None:
+                raise doc.error(path + ("key",), "key goes with reference")
+            rule.source_text = spec["key"]
+            rule.key = self._source(doc, path + ("key",), spec["key"], source, namespaces,
+                                    relative)
         if "source" in spec:
             rule.source_text = spec["source"]
             rule.source = self._source(doc, path + ("source",), spec["source"], source,

@@ -220,8 +220,9 @@ BSN_SYSTEM = "http://fhir.nl/fhir/NamingSystem/bsn"
 
 
 def _json_number(number: Decimal) -> float | int:
-    return int(number) if number == number.to_integral_value() and number.as_tuple().exponent >= 0 \
-        else float(number)
+    if number == number.to_integral_value() and number.as_tuple().exponent >= 0:
+        return int(number)
+    return float(number)
 
 
 def _table_decimal(text: str, decimal: str) -> float | int | None:
@@ -256,6 +257,33 @@ def bsn_reference(text: str) -> str:
     return f"Patient?identifier={BSN_SYSTEM}|{check_bsn(text)}"
 
 
+# ADA test instances (Nictiz's ART-DECOR tooling) write dates relative to the day a test runs:
+# "T-139D", "T+99D", with a time as "T-225D{12:13}" (ADA's relative-date form). They resolve
+# against the same fixed day the reference FHIR placeholders ${DATE, T, D, -139} resolve to.
+_ADA_RELATIVE = re.compile(
+    r"^T(?P<offset>[+-]\d+)(?P<unit>[DMY])(?:\{(?P<hh>\d{2}):(?P<mm>\d{2})(?::(?P<ss>\d{2}))?\})?$"
+)
+
+
+def ada_datetime(text: str) -> str:
+    """Return a FHIR date or dateTime from an ADA value (ISO, or relative such as T-139D)."""
+    found = _ADA_RELATIVE.match(text.strip())
+    if not found:
+        return to_datetime(text.strip())
+    from converters.validation.placeholders import REFERENCE_DATE, _shift
+
+    day = _shift(REFERENCE_DATE, found.group("unit"), int(found.group("offset")))
+    if found.group("hh") is None:
+        return day.isoformat()
+    return to_datetime(f"{day.isoformat()}T{found.group('hh')}:{found.group('mm')}:"
+                       f"{found.group('ss') or '00'}")
+
+
+def ada_date(text: str) -> str:
+    """Return a FHIR date from an ADA value (ISO, or relative such as T-139D)."""
+    return ada_datetime(text)[:10]
+
+
 TextTransform = Callable[[str], Any]
 
 TEXT_TRANSFORMS: dict[str, TextTransform] = {
@@ -279,4 +307,7 @@ TEXT_TRANSFORMS: dict[str, TextTransform] = {
     "decimal-comma": decimal_comma,
     "decimal-point": decimal_point,
     "bsn-reference": bsn_reference,
+    "ada-date": ada_date,
+    "ada-datetime": ada_datetime,
+    "ada-ucum-system": lambda text: "http://unitsofmeasure.org" if text.strip() else "",
 }

@@ -1,0 +1,111 @@
+"""Kernset Geboortezorg 2.3: the HL7v3 message and the ADA instance of a case give the same FHIR.
+
+Corpus: nictiz-peri-hl7v3-cda/2.3.6/kernset_geboortezorg, seven scenarios each as ADA and as the
+HL7v3 REPC_IN004014NL Nictiz generated from it. The ADA instances carry test-harness placeholder
+dates (T-306D); the HL7v3 files were generated with 1 January 2022 as "today", so the ADA copies
+are resolved against that day (in a temporary folder) before converting.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import corpus_path
+from tests.support.xmlsources import bundles, canonical, convert, resolve_placeholders
+
+GENERATED_ON = date(2022, 1, 1)
+CASES = ("scenario1-23", "scenario2_1elijn-23", "scenario2_2elijn-23", "scenario4_1elijn-23",
+         "scenario4_2elijn-23", "scenario5-23")
+TWINS = "scenario3-23"  # two births in one message: quarantined by both formats (see docs)
+
+# What the ADA transaction cannot carry: the HL7v3 wrapper's author (ControlActProcess
+# authorOrPerformer) and the author's organisation, added when Nictiz rendered ADA as HL7v3.
+ONLY_IN_HL7V3 = {
+    "Practitioner|http://fhir.nl/fhir/StructureDefinition/nl-core-practitioner",
+    "Organization|ura",
+}
+
+
+def _kind(text: str) -> str:
+    resource = json.loads(text)
+    label = f"{resource['resourceType']}|{resource['meta']['profile'][-1]}"
+    systems = {i.get("system", "") for i in resource.get("identifier", [])}
+    if resource["resourceType"] == "Organization" and systems == {
+        "http://fhir.nl/fhir/NamingSystem/ura"
+    }:
+        return "Organization|ura"
+    return label
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict, dict, dict]:
+    folder = corpus_path("nictiz-peri-hl7v3-cda", "2.3.6", "kernset_geboortezorg")
+    ada_copies = tmp_path_factory.mktemp("ada23")
+    for source in sorted((folder / "ada_instance").glob("*.xml")):
+        text = source.read_text(encoding="utf-8")
+        (ada_copies / source.name).write_text(resolve_placeholders(text, GENERATED_ON),
+                                              encoding="utf-8")
+    out = tmp_path_factory.mktemp("out")
+    hl7_report = convert([folder / "hl7_instance"], out / "hl7")
+    ada_report = convert([ada_copies], out / "ada")
+    return hl7_report, ada_report, bundles(out / "hl7"), bundles(out / "ada")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_hl7v3_and_ada_of_one_case_give_the_same_resources(
+    converted: tuple[dict, dict, dict, dict], case: str
+) -> None:
+    _, _, hl7, ada = converted
+    from_hl7, from_ada = canonical(hl7[f"{case}.xml"]), canonical(ada[f"{case}.xml"])
+
+    only_hl7 = from_hl7 - from_ada
+    only_ada = from_ada - from_hl7
+
+    assert not only_ada, f"ADA gave resources HL7v3 did not: {list(only_ada)}"
+    assert {_kind(t) for t in only_hl7} <= ONLY_IN_HL7V3, list(only_hl7)
+    shared = Counter(_kind(t) for t in from_hl7 & from_ada)
+    for expected in ("Patient|http://nictiz.nl/fhir/StructureDefinition/bc-Woman",
+                     "Condition|http://nictiz.nl/fhir/StructureDefinition/zib-Pregnancy",
+                     "EpisodeOfCare|http://nictiz.nl/fhir/StructureDefinition/bc-MaternalRecord"):
+        assert shared[expected] == 1, (case, expected)
+
+
+def test_the_kernset_has_no_names_so_neither_format_gives_one(
+    converted: tuple[dict, dict, dict, dict],
+) -> None:
+    _, _, hl7, ada = converted
+    for bundle in [*hl7.values(), *ada.values()]:
+        for entry in bundle["entry"]:
+            assert "name" not in entry["resource"] or entry["resource"]["resourceType"] not in (
+                "Patient", "Practitioner", "RelatedPerson")
+
+
+def test_every_case_loads_in_both_formats_except_the_twins(
+    converted: tuple[dict, dict, dict, dict],
+) -> None:
+    hl7_report, ada_report, hl7, ada = converted
+    for report, written in ((hl7_report, hl7), (ada_report, ada)):
+        assert sorted(Path(name).stem for name in written) == sorted(CASES)
+        assert report["outcomes"] == {"loaded": 6, "quarantined": 1}
+        (twins,) = report["quarantined"]
+        assert Path(twins["file"]).stem == TWINS
+        assert "more-than-one-birth" in twins["field"]
+
+
+def test_gestational_age_uses_the_fhir_code_not_the_kernset_one(
+    converted: tuple[dict, dict, dict, dict],
+) -> None:
+    _, _, hl7, _ = converted
+    codes = {
+        coding["code"]
+        for bundle in hl7.values()
+        for entry in bundle["entry"]
+        if "zib-Pregnancy-PregnancyDuration" in str(entry["resource"].get("meta"))
+        for coding in entry["resource"]["code"]["coding"]
+    }
+    assert codes == {"57036006"}  # Kernset 2.3 sends SCT 445872007 (DOMAIN.md 6)
