@@ -50,25 +50,13 @@ def _reread(data_path: Path, meta: dict) -> SourceRecord | None:
     """Read the stored bytes back into a record that keeps its original file and position."""
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / data_path.name
-        copy.write_bytes(data_path.read_bytes())
-        if meta.get("format") == "csv":
-            return _reread_row(copy, meta)
+        data = data_path.read_bytes()
+        if meta.get("format") in ("csv", "xlsx") and meta.get("headers"):
+            # A quarantined row is stored without its header; the header travels in the reason.
+            header = meta["headers"].replace("\t", meta.get("separator", ";")) + "\n"
+            data = header.encode("utf-8") + data
+        copy.write_bytes(data)
         records = list(reader_for(copy)(copy))
-    if not records:
-        return None
-    record = records[0]
-    record.file = meta["file"]
-    record.position = int(meta["position"])
-    return record
-
-
-def _reread_row(copy: Path, meta: dict) -> SourceRecord | None:
-    # A quarantined row is stored without its header line; the header travels in the reason.
-    headers = meta.get("headers")
-    if headers:
-        copy.write_text(headers.replace("\t", meta.get("separator", ";")) + "\n"
-                        + copy.read_text(encoding="utf-8"), encoding="utf-8")
-    records = list(reader_for(copy)(copy))
     if not records:
         return None
     record = records[0]

@@ -297,8 +297,21 @@ class Engine:
         if ctx.trace:
             self._apply_one_traced(rule, node, body, ctx, inside_datatype)
             return
+        value = self._checked_value(rule, node, ctx, inside_datatype)
+        if value is None or value == "" or value == {}:
+            return
+        write(body, rule.target, value)
+        ctx.wrote += 1
+
+    def _checked_value(self, rule: Rule, node: Any, ctx: _Context,
+                       inside_datatype: bool) -> Any:
+        """The rule's value for ``node``; None (nothing written) when the value is refused.
+
+        A refusal is counted as an issue; inside a datatype it drops the whole datatype value
+        instead, and on a required rule it quarantines the record naming the field.
+        """
         try:
-            value = self._value(rule, node, ctx)
+            return self._value(rule, node, ctx)
         except Reject as reject:
             if inside_datatype:
                 raise
@@ -307,11 +320,7 @@ class Engine:
                 raise SourceError(f"a required value is unusable ({reject.issue})",
                                   field=node.location(), rule=rule.origin,
                                   code=reject.issue) from None
-            return
-        if value is None or value == "" or value == {}:
-            return
-        write(body, rule.target, value)
-        ctx.wrote += 1
+            return None
 
     def _apply_one_traced(self, rule: Rule, node: Any, body: dict[str, Any], ctx: _Context,
                           inside_datatype: bool) -> None:
@@ -323,16 +332,7 @@ class Engine:
         outer, inner = ctx.lineage, []
         ctx.lineage = inner
         try:
-            value = self._value(rule, node, ctx)
-        except Reject as reject:
-            if inside_datatype:
-                raise
-            ctx.conversion.issues.append(Issue(reject.issue, node.location(), rule.origin))
-            if rule.required:
-                raise SourceError(f"a required value is unusable ({reject.issue})",
-                                  field=node.location(), rule=rule.origin,
-                                  code=reject.issue) from None
-            return
+            value = self._checked_value(rule, node, ctx, inside_datatype)
         finally:
             ctx.lineage = outer
         location = ctx.traced(node)

@@ -244,23 +244,10 @@ class XmlNode:
     def select(self, path: XmlPath, repeat: bool = False) -> list[XmlNode]:
         if self.element is None:
             return []
-        nodes = []
         # $here is the element the path starts from, so a path can join on it (XPath 1.0 has
         # no current()): //lichaamsgewicht[@id = $here/@value]
         result = path.xpath(self.element, here=self.element)
-        if not isinstance(result, list):  # string(), concat(), count(), a comparison
-            result = [result]
-        for found in result:
-            if isinstance(found, str):
-                if found.strip():
-                    nodes.append(XmlNode(None, found, path.text))
-            elif isinstance(found, (bool, float)):
-                nodes.append(XmlNode(None, str(found).lower(), path.text))
-            else:
-                nodes.append(XmlNode(found, None, path.text))
-            if not repeat and nodes:
-                break
-        return nodes
+        return _xpath_nodes(result, repeat, lambda found: path.text)
 
     def location(self) -> str:
         if self.element is not None:
@@ -271,21 +258,29 @@ class XmlNode:
         """Select like :meth:`select`; a string result is located at its element's path."""
         if self.element is None or path.traced is None:
             return self.select(path, repeat)
-        nodes = []
         result = path.traced(self.element, here=self.element)
-        if not isinstance(result, list):  # as in select: a string or number expression
-            result = [result]
-        for found in result:
-            if isinstance(found, str):
-                if found.strip():
-                    nodes.append(XmlNode(None, str(found), _string_location(found, path.text)))
-            elif isinstance(found, (bool, float)):
-                nodes.append(XmlNode(None, str(found).lower(), path.text))
-            else:
-                nodes.append(XmlNode(found, None, path.text))
-            if not repeat and nodes:
-                break
-        return nodes
+        return _xpath_nodes(result, repeat, lambda found: _string_location(found, path.text))
+
+
+def _xpath_nodes(result: Any, repeat: bool, locate: Any) -> list[XmlNode]:
+    """Nodes from an XPath result: elements, strings (attribute values) or one scalar.
+
+    ``locate`` names where a string came from (for lineage); elements carry their own place.
+    """
+    if not isinstance(result, list):  # string(), concat(), count(), a comparison
+        result = [result]
+    nodes = []
+    for found in result:
+        if isinstance(found, str):
+            if found.strip():
+                nodes.append(XmlNode(None, str(found), locate(found)))
+        elif isinstance(found, (bool, float)):
+            nodes.append(XmlNode(None, str(found).lower(), locate(found)))
+        else:
+            nodes.append(XmlNode(found, None, locate(found)))
+        if not repeat and nodes:
+            break
+    return nodes
 
 
 class XmlScope(XmlNode):

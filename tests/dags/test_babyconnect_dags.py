@@ -76,3 +76,29 @@ def test_nightly_dag_loads_the_samples_and_a_second_run_loads_nothing_new(
     summary = first.task("archive_and_summarise").xcom
     assert "loaded 10, quarantined 1" in summary
     assert "999990317" not in json.dumps([ti.xcom for ti in loads]) + summary
+
+
+def test_reprocess_dag_loads_what_a_fixed_table_now_maps(
+    airflow_env: AirflowEnv, tmp_path: Path
+) -> None:
+    folder = tmp_path / "ws"
+    shutil.copytree(SAMPLES / "hl7v2", folder / "inbox", ignore=shutil.ignore_patterns("expected"))
+    shutil.copytree(ROOT / "mappings", folder / "mappings")
+    withheld = folder / "oru_r01.yaml"
+    (folder / "mappings" / "hl7v2" / "oru_r01.yaml").rename(withheld)
+    (folder / "pipelines.yaml").write_text(
+        "format_version: 1\nsources:\n  - name: lab\n    format: hl7v2\n    inbox: inbox\n"
+        "    target: target\n    mappings: mappings\n    schedule: null\n", encoding="utf-8")
+    env = airflow_env.with_environ(BABYCONNECT_PIPELINES=str(folder / "pipelines.yaml"),
+                                   BABYCONNECT_ID_KEY="dag-test-key-0123456789abcdef")
+    nightly = env.dag_test("babyconnect_nightly_lab")
+    assert nightly.state == "success"
+    assert sum(ti.xcom["quarantined"] for ti in nightly.mapped("convert_load")) == 4  # 3 ORU
+
+    withheld.rename(folder / "mappings" / "hl7v2" / "oru_r01.yaml")  # the mapping author's fix
+    again = env.dag_test("babyconnect_reprocess_lab")
+    assert again.state == "success", again.states()
+    result = again.task("run_again").xcom
+    assert (result["records"], result["loaded"], result["quarantined"]) == (4, 3, 1)
+    observations = (folder / "target" / "ndjson" / "Observation.ndjson").read_text()
+    assert observations.count('"resourceType":"Observation"') == 14
