@@ -1,8 +1,8 @@
 """The ledger: resume positions, upserts, reconciliation, quarantine listing, shared use.
 
-Runs on SQLite always, and on PostgreSQL when ``BABYCONNECT_TEST_POSTGRES_URL`` points at one
-(``postgresql+psycopg2://...``). Tests use fresh checksums and run ids, so a shared PostgreSQL
-database needs no cleaning between them.
+Runs on SQLite and on PostgreSQL: the one ``BABYCONNECT_TEST_POSTGRES_URL`` points at
+(``postgresql+psycopg2://...``), else the throwaway cluster of ``tests/support/services.py``.
+Tests use fresh checksums and run ids, so a shared PostgreSQL database needs no cleaning.
 """
 
 from __future__ import annotations
@@ -29,9 +29,12 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'ledger.db'}"
     url = os.environ.get(POSTGRES_ENV)
-    if not url:
-        pytest.skip(f"no PostgreSQL for the ledger: set {POSTGRES_ENV}")
-    return url
+    if url:
+        return url
+    postgres = request.getfixturevalue("postgres_service")  # skips with a reason when absent
+    database = f"ledger_{uuid.uuid4().hex[:10]}"
+    postgres.create_database(database)
+    return postgres.url(database=database)
 
 
 @pytest.fixture
