@@ -15,7 +15,7 @@ from typing import Any
 from converters.errors import SourceError
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     """What finally happened to a source record. Every record ends in exactly one of these."""
 
     LOADED = "loaded"

@@ -18,7 +18,9 @@ from airflow.sdk.exceptions import AirflowFailException
 from converters import orchestration as orch
 from converters.errors import BabyconnectError
 
-PIPELINES = Path(os.environ.get("BABYCONNECT_PIPELINES", Path(__file__).with_name("pipelines.yaml")))
+PIPELINES = Path(
+    os.environ.get("BABYCONNECT_PIPELINES", Path(__file__).with_name("pipelines.yaml"))
+)
 RETRY = {"retries": 3, "retry_delay": timedelta(minutes=2), "retry_exponential_backoff": True}
 
 

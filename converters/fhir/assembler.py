@@ -10,7 +10,7 @@ persons and organisations, ``PUT Type/id`` for everything else.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import PurePath
 from typing import Any
 
@@ -236,7 +236,7 @@ def _utc(instant: str) -> str:
         return ""
     if moment.tzinfo is None:
         return ""
-    return moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S")
 
 
 def _uri(prefix: str, text: str) -> str:

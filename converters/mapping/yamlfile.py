@@ -22,6 +22,10 @@ SCHEMA_PATH = Path(__file__).resolve().parents[2] / "mappings" / "schema" / "map
 
 KeyPath = tuple[str | int, ...]
 
+# libyaml's composer is several times faster and keeps the same marks (lines); PyYAML's wheels
+# ship it, the pure-Python loader stays the fallback.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 @dataclass(frozen=True, slots=True)
 class YamlDocument:
@@ -56,7 +60,7 @@ def load_yaml(path: Path, display_name: str | None = None) -> YamlDocument:
     name = display_name or str(path)
     try:
         text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +184,7 @@ def _root(type_name: str) -> Node:
     return Node(type_name, type_name, type_name, False, min=1, base_min=1, max=1, base_max=1)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _elements_of(type_name: str) -> dict[str, stu3model.ElementInfo]:
     """Elements of a type; primitives have only ``id`` and ``extension`` (STU3 §2.1.28.0)."""
     if type_name in stu3model.PRIMITIVE_TYPES:

@@ -14,7 +14,7 @@ extension checks of the validator.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -60,7 +60,7 @@ class _Spec:
         self.kind, self.is_list, self.type_name, self.choice = kind, is_list, type_name, choice
 
 
-@lru_cache(maxsize=None)
+@cache
 def _table(type_name: str) -> tuple[dict[str, _Spec], tuple[str, ...], tuple[tuple[str, ...], ...]]:
     """Return the key table, the required elements and the required choice groups of a type."""
     table: dict[str, _Spec] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import types
 import typing
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from fhir.resources.STU3 import get_fhir_model_class
 
@@ -45,7 +45,7 @@ def _unwrap(annotation: typing.Any) -> tuple[typing.Any, bool]:
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         if origin in (typing.Union, types.UnionType) and args:
             annotation = args[0]
-        elif origin in (list, typing.List):
+        elif origin in (list, list):
             is_list, annotation = True, args[0]
         else:
             return annotation, is_list
@@ -65,7 +65,7 @@ def _type_name(annotation: typing.Any) -> tuple[str, bool]:
     return (name[:-4] if name.endswith("Type") else name), False
 
 
-@lru_cache(maxsize=None)
+@cache
 def elements(type_name: str) -> dict[str, ElementInfo]:
     """Return the elements of a STU3 resource or data type, keyed by JSON name."""
     model = get_fhir_model_class(type_name)
@@ -86,7 +86,7 @@ def elements(type_name: str) -> dict[str, ElementInfo]:
     return result
 
 
-@lru_cache(maxsize=None)
+@cache
 def choice_types(type_name: str, choice: str) -> dict[str, str]:
     """Map each JSON name of a choice group (``valueQuantity``) to its type (``Quantity``)."""
     return {

@@ -9,8 +9,9 @@ code outside the enumerated parts of such a ValueSet is *undecided*, never accep
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(slots=True)
