@@ -18,7 +18,9 @@ from tests.support.xmlsources import convert
 FOLDERS = ("nictiz-peri-hl7v3-cda", "peri20-xml-examples", "nictiz-acute-overdracht-hl7v3", "peri22x")
 # Reasons a record may end in quarantine: input no table maps yet, a value the source cannot give
 # (ADA test-harness placeholder dates such as T-305D), twins (see docs/xml-sources.md).
-KNOWN_REASONS = {"unsupported", "bad-date", "bad-datetime", "missing-required", "malformed-xml"}
+KNOWN_REASONS = {
+    "unsupported", "bad-date", "bad-datetime", "bad-integer", "missing-required", "malformed-xml",
+}
 
 
 @pytest.fixture(scope="module")
