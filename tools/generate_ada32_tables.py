@@ -56,6 +56,12 @@ PROFILE_OVERRIDES = {
     "4111": "bc-DeliveryObservation",  # BrekenVliezenWaarde: rupture of membranes, first stage
 }
 
+# Concepts a hand-written map in mappings/ada32/resources/ produces under another profile, as
+# Nictiz's reference output does; the generator leaves them out.
+HAND_WRITTEN = {
+    "1419": "birth-weight",  # GewichtWaarde: zib-BodyWeight with LOINC 8339-4, not a ChildObservation
+}
+
 
 @dataclass
 class Concept:
@@ -265,7 +271,7 @@ def write_message(entries: str) -> None:
 def build(tsv: Path) -> tuple[dict[Path, str], str, int]:
     """Return the generated files by path, the message map's produce entries and the count."""
     concepts = read_concepts(tsv)
-    obs = observations(concepts)
+    obs = [c for c in observations(concepts) if c.id not in HAND_WRITTEN]
     by_profile: dict[str, list[Concept]] = defaultdict(list)
     for c in obs:
         c.profile = PROFILE_OVERRIDES.get(c.id, c.profile)

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from converters.errors import MappingTableError
 from converters.mapping import sources
 from converters.mapping.dutch import NODE_TRANSFORM_FUNCTIONS
 from converters.mapping.targetpath import Step, compile_path

@@ -108,8 +108,9 @@ def compact(folder: Path) -> None:
         merged = _read_stamped(path)
         for resource_id, stamped in updates.get(resource_type, {}).items():
             merged[resource_id] = max(merged.get(resource_id, ("", "")), stamped)
-        for resource_id, stamped in if_absent.get(resource_type, {}).items():
-            merged.setdefault(resource_id, stamped)
+        for resource_id, (_, line) in if_absent.get(resource_type, {}).items():
+            # A mention fills a gap with the lowest stamp: any update, older or newer, replaces it.
+            merged.setdefault(resource_id, ("", line))
         _write_stamped(path, merged)
     journal.unlink()
 

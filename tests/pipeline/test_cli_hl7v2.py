@@ -117,3 +117,23 @@ def test_every_corpus_hl7v2_file_converts_or_is_quarantined_with_a_specific_reas
     assert outcomes.get("loaded", 0) + outcomes.get("quarantined", 0) == report["records_in"]
     for item in report["quarantined"]:
         assert item["reason"] and item["code"] in {"unsupported", "missing-required", "malformed"}
+
+
+def test_a_lab_message_mention_never_replaces_the_admission_record_whatever_the_order(
+    tmp_path: Path, id_key: str
+) -> None:
+    """The ORU (newer) only mentions the woman; the ADT (older) is her record. Converted in
+    either order, and in separate runs, the NDJSON holds the ADT's version."""
+    adt, oru = HL7_SAMPLES / "adt_a04_pregnant_woman.hl7", HL7_SAMPLES / "oru_r01_mllp_framed.hl7"
+    results = []
+    for order in ((adt, oru), (oru, adt)):
+        target = tmp_path / f"t{len(results)}"
+        for path in order:  # one run per file, as parallel tasks would do
+            main(["convert", str(path), "--out", str(target), "--quiet"])
+        women = [json.loads(line) for line in
+                 (target / "ndjson" / "Patient.ndjson").read_text().splitlines()]
+        eva = next(p for p in women if any(i.get("value") == "999990317"
+                                           for i in p.get("identifier", [])))
+        results.append(eva)
+    assert results[0] == results[1]
+    assert results[0].get("address")  # the admission's full record, not the lab's mention
