@@ -30,7 +30,8 @@ def _bsn(seed: int) -> str:
     """Return a nine-digit number passing the 11-test, derived from ``seed``."""
     while True:
         digits = f"{100_000_000 + seed % 800_000_000:09d}"
-        total = sum(int(d) * w for d, w in zip(digits[:8], range(9, 1, -1), strict=True)) - int(digits[8])
+        weights = zip(digits[:8], range(9, 1, -1), strict=True)
+        total = sum(int(d) * w for d, w in weights) - int(digits[8])
         if total % 11 == 0 and total:
             return digits
         seed += 1

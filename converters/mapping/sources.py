@@ -285,7 +285,8 @@ def _xpath_nodes(result: Any, repeat: bool, locate: Any) -> list[XmlNode]:
 
 class XmlScope(XmlNode):
     def each(self, path: XmlPath) -> list[XmlScope]:
-        return [XmlScope(n.element) for n in self.select(path, repeat=True) if n.element is not None]
+        nodes = self.select(path, repeat=True)
+        return [XmlScope(n.element) for n in nodes if n.element is not None]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -260,8 +260,10 @@ class _Builder:
         for i, item in enumerate(data["resources"]):
             for_each = None
             if "for_each" in item:
-                for_each = self._for_each(doc, ("resources", i, "for_each"), item, source, namespaces)
-            when = self._condition(doc, ("resources", i, "when"), item.get("when"), source, namespaces)
+                for_each = self._for_each(doc, ("resources", i, "for_each"), item, source,
+                                          namespaces)
+            when = self._condition(doc, ("resources", i, "when"), item.get("when"), source,
+                                   namespaces)
             key = None
             if "key" in item:
                 key = self._source(doc, ("resources", i, "key"), item["key"], source, namespaces,

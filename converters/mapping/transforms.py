@@ -31,7 +31,9 @@ _HL7_TS = re.compile(
     r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,4}))?([+-]\d{4})?$"
 )
 _ISO = re.compile(r"^\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$")
-_DUTCH_DATE = re.compile(r"^(\d{1,2})[-/](\d{1,2})[-/](\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
+_DUTCH_DATE = re.compile(
+    r"^(\d{1,2})[-/](\d{1,2})[-/](\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$"
+)
 
 
 def is_valid_bsn(text: str) -> bool:
@@ -249,7 +251,9 @@ def decimal_point(text: str) -> float | int | None:
 
 
 def bsn_reference(text: str) -> str:
-    """Return a conditional reference to the Patient with this BSN (FHIR STU3 http.html 2.21.0.17.2).
+    """Return a conditional reference to the Patient with this BSN.
+
+    (FHIR STU3 http.html 2.21.0.17.2, conditional references in transactions.)
 
     The server resolves ``Patient?identifier=...`` when it processes the transaction, so a row that
     carries only a BSN points at the woman's or child's existing record without rewriting it.
