@@ -324,28 +324,58 @@ class Ledger:
         quarantine_path: str = "",
     ) -> None:
         """Store a record's outcome; a record processed again gets its new outcome."""
-        checksum, target = self._file_key(file_id)
-        values = {
-            "run_id": run_id,
-            "file_id": file_id,
-            "record_id": record_id,
-            "content_hash": content_hash,
-            "outcome": Outcome(outcome).value,
-            "reason": reason[:REASON_MAX],
-            "reason_code": reason_code,
-            "bundle_id": bundle_id,
-            "server_ids": json.dumps(list(server_ids)),
+        self.record_outcomes([{
+            "run_id": run_id, "file_id": file_id, "position": position, "record_id": record_id,
+            "content_hash": content_hash, "outcome": outcome, "reason": reason,
+            "reason_code": reason_code, "bundle_id": bundle_id, "server_ids": server_ids,
             "quarantine_path": quarantine_path,
-            "updated_at": _now(),
-        }
-        statement = self._upsert_factory(records_table).values(
-            checksum=checksum, position=position, target=target, **values
-        )
+        }])
+
+    def record_outcomes(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Store many outcomes (the keyword arguments of :meth:`record_outcome`) in one
+        transaction: a pipeline accounts for a whole write batch at once."""
+        if not rows:
+            return
+        now = _now()
+        values = []
+        for row in rows:
+            checksum, target = self._file_key(row["file_id"])
+            values.append({
+                "checksum": checksum,
+                "position": row["position"],
+                "target": target,
+                "run_id": row["run_id"],
+                "file_id": row["file_id"],
+                "record_id": row["record_id"],
+                "content_hash": row["content_hash"],
+                "outcome": Outcome(row["outcome"]).value,
+                "reason": str(row.get("reason", ""))[:REASON_MAX],
+                "reason_code": row.get("reason_code", ""),
+                "bundle_id": row.get("bundle_id", ""),
+                "server_ids": json.dumps(list(row.get("server_ids", ()))),
+                "quarantine_path": row.get("quarantine_path", ""),
+                "updated_at": now,
+            })
+        statement = self._upsert_factory(records_table)
+        updated = [c for c in values[0] if c not in ("checksum", "position", "target")]
         statement = statement.on_conflict_do_update(
-            index_elements=["checksum", "position", "target"], set_=values
+            index_elements=["checksum", "position", "target"],
+            set_={name: statement.excluded[name] for name in updated},
         )
         with self._engine.begin() as conn:
-            conn.execute(statement)
+            conn.execute(statement, values)
+
+    def loaded_contents(self, *, content_hashes: Sequence[str], target: str) -> set[str]:
+        """The hashes among ``content_hashes`` of records already loaded into this target."""
+        if not content_hashes:
+            return set()
+        query = select(records_table.c.content_hash).where(
+            records_table.c.content_hash.in_(sorted(set(content_hashes))),
+            records_table.c.target == target,
+            records_table.c.outcome == Outcome.LOADED.value,
+        )
+        with self._engine.connect() as conn:
+            return set(conn.execute(query).scalars())
 
     def content_loaded(self, *, content_hash: str, target: str) -> bool:
         """True when a record with exactly this content was loaded into this target before."""

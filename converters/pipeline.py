@@ -130,7 +130,7 @@ class Pipeline:
     def _process_records(self, records: Iterator[SourceRecord], done: set[int], run_id: str,
                          file_id: int, report: RunReport) -> int:
         count = 0
-        batch: list[Prepared] = []
+        pending: list[SourceRecord] = []
         for record in records:
             count += 1
             report.records_in += 1
@@ -139,31 +139,47 @@ class Pipeline:
             if record.position in done:
                 report.previously_done += 1
                 continue
-            prepared = self._prepare(record, run_id, file_id, report)
-            if prepared is not None:
-                batch.append(prepared)
-            if len(batch) >= BATCH:
-                self._write(batch, run_id, file_id, report)
-                batch = []
-        if batch:
-            self._write(batch, run_id, file_id, report)
+            pending.append(record)
+            if len(pending) >= BATCH:
+                self._process_batch(pending, run_id, file_id, report)
+                pending = []
+        if pending:
+            self._process_batch(pending, run_id, file_id, report)
         return count
+
+    def _process_batch(self, records: list[SourceRecord], run_id: str, file_id: int,
+                       report: RunReport) -> None:
+        """Convert, write and account for a batch; the ledger is written once, after the sink."""
+        loaded_before = self.ledger.loaded_contents(
+            content_hashes=[r.content_hash for r in records if r.error is None],
+            target=self.sink.name,
+        )
+        outcomes: list[dict[str, Any]] = []
+        try:
+            batch = []
+            for record in records:
+                if record.error is None and record.content_hash in loaded_before:
+                    self._skip_duplicate(record, run_id, file_id, report, outcomes)
+                    continue
+                prepared = self._prepare(record, run_id, file_id, report, outcomes)
+                if prepared is not None:
+                    batch.append(prepared)
+            if batch:
+                self._write(batch, run_id, file_id, report, outcomes)
+        finally:
+            self.ledger.record_outcomes(outcomes)  # what did reach the sink stays counted
 
     # -- one record -----------------------------------------------------------------------------
 
-    def _prepare(self, record: SourceRecord, run_id: str, file_id: int,
-                 report: RunReport) -> Prepared | None:
-        if record.error is None and self.ledger.content_loaded(
-            content_hash=record.content_hash, target=self.sink.name
-        ):
-            reason = "an identical record was loaded before (re-sent in another file)"
-            report.count_skipped(record.file, record.record_id, reason)
-            self.ledger.record_outcome(
-                run_id=run_id, file_id=file_id, position=record.position,
-                record_id=record.record_id, content_hash=record.content_hash,
-                outcome=Outcome.SKIPPED, reason=reason, reason_code="duplicate",
-            )
-            return None
+    def _skip_duplicate(self, record: SourceRecord, run_id: str, file_id: int,
+                        report: RunReport, outcomes: list[dict[str, Any]]) -> None:
+        reason = "an identical record was loaded before (re-sent in another file)"
+        report.count_skipped(record.file, record.record_id, reason)
+        outcomes.append(_outcome(record, run_id, file_id, Outcome.SKIPPED, reason=reason,
+                                 reason_code="duplicate"))
+
+    def _prepare(self, record: SourceRecord, run_id: str, file_id: int, report: RunReport,
+                 outcomes: list[dict[str, Any]]) -> Prepared | None:
         try:
             conversion = self.engine.convert(record)
             report.count_conversion(conversion)
@@ -175,7 +191,7 @@ class Pipeline:
             reason: dict[str, Any] = exc.as_dict()
             if isinstance(exc, ValidationFailed):
                 reason["findings"] = exc.findings
-            self._quarantine(record, reason, run_id, file_id, report)
+            self._quarantine(record, reason, run_id, file_id, report, outcomes)
             return None
         return Prepared(record, conversion, assembled, findings)
 
@@ -203,20 +219,17 @@ class Pipeline:
             )
         return findings
 
-    def _write(self, batch: list[Prepared], run_id: str, file_id: int,
-               report: RunReport) -> None:
+    def _write(self, batch: list[Prepared], run_id: str, file_id: int, report: RunReport,
+               outcomes: list[dict[str, Any]]) -> None:
         results = self.sink.write([(p.record, p.assembled) for p in batch])
         for prepared, result in zip(batch, results, strict=True):
             record = prepared.record
             if result.ok:
                 report.count_loaded(record, [e.resource["resourceType"]
                                              for e in prepared.assembled.entries])
-                self.ledger.record_outcome(
-                    run_id=run_id, file_id=file_id, position=record.position,
-                    record_id=record.record_id, content_hash=record.content_hash,
-                    outcome=Outcome.LOADED, bundle_id=prepared.assembled.bundle["id"],
-                    server_ids=result.server_ids,
-                )
+                outcomes.append(_outcome(record, run_id, file_id, Outcome.LOADED,
+                                         bundle_id=prepared.assembled.bundle["id"],
+                                         server_ids=result.server_ids))
                 continue
             error = result.error
             if error is not None and getattr(error, "retryable", False):
@@ -227,20 +240,18 @@ class Pipeline:
                       "record_id": record.record_id}
             if result.outcome:
                 reason["operation_outcome"] = result.outcome  # type: ignore[assignment]
-            self._quarantine(record, reason, run_id, file_id, report)
+            self._quarantine(record, reason, run_id, file_id, report, outcomes)
 
     def _quarantine(self, record: SourceRecord, reason: dict[str, Any], run_id: str,
-                    file_id: int, report: RunReport) -> None:
+                    file_id: int, report: RunReport, outcomes: list[dict[str, Any]]) -> None:
         stored = self.quarantine.put(record, {**reason, "ledger_file_id": file_id,
                                               "run_id": run_id})
         report.count_quarantined(record, {k: str(v) for k, v in reason.items()
                                           if k in ("code", "reason", "field", "rule")})
-        self.ledger.record_outcome(
-            run_id=run_id, file_id=file_id, position=record.position,
-            record_id=record.record_id, content_hash=record.content_hash,
-            outcome=Outcome.QUARANTINED, reason=str(reason.get("reason", "")),
-            reason_code=str(reason.get("code", "")), quarantine_path=stored,
-        )
+        outcomes.append(_outcome(record, run_id, file_id, Outcome.QUARANTINED,
+                                 reason=str(reason.get("reason", "")),
+                                 reason_code=str(reason.get("code", "")),
+                                 quarantine_path=stored))
         log.info("%s record %s (position %d): quarantined, %s", record.file, record.record_id,
                  record.position, reason.get("code"))
 
@@ -250,9 +261,20 @@ class Pipeline:
         """Convert quarantined records again; each keeps its original ledger place."""
         for record, file_id in entries:
             report.records_in += 1
-            prepared = self._prepare(record, run_id, file_id, report)
-            if prepared is not None:
-                self._write([prepared], run_id, file_id, report)
+            outcomes: list[dict[str, Any]] = []
+            try:
+                prepared = self._prepare(record, run_id, file_id, report, outcomes)
+                if prepared is not None:
+                    self._write([prepared], run_id, file_id, report, outcomes)
+            finally:
+                self.ledger.record_outcomes(outcomes)
+
+
+def _outcome(record: SourceRecord, run_id: str, file_id: int, outcome: Outcome,
+             **details: Any) -> dict[str, Any]:
+    return {"run_id": run_id, "file_id": file_id, "position": record.position,
+            "record_id": record.record_id, "content_hash": record.content_hash,
+            "outcome": outcome, **details}
 
 
 def file_checksum(path: Path) -> tuple[str, int]:

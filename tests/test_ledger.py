@@ -248,3 +248,22 @@ def test_several_processes_can_write_one_sqlite_ledger_at_once(tmp_path: Path):
 
     assert [w.returncode for w in writers] == [0, 0], errors
     assert Ledger(url).done_positions(checksum="same-file", target="t") == set(range(1, 251))
+
+
+def test_outcomes_of_a_batch_are_stored_in_one_call_and_upserted(ledger_url: str) -> None:
+    ledger = Ledger(ledger_url)
+    run_id = ledger.start_run(source="s", kind="convert", target=TARGET)
+    checksum = uuid.uuid4().hex
+    file_id = ledger.begin_file(run_id=run_id, path="batch.hl7", checksum=checksum, size=1,
+                                target=TARGET)
+    hashes = [uuid.uuid4().hex for _ in range(3)]
+    rows = [{"run_id": run_id, "file_id": file_id, "position": i + 1, "record_id": f"m{i}",
+             "content_hash": h, "outcome": Outcome.LOADED} for i, h in enumerate(hashes)]
+    ledger.record_outcomes(rows)
+    ledger.record_outcomes([{**rows[2], "outcome": Outcome.QUARANTINED, "reason": "why"}])
+    ledger.finish_file(file_id, records=3)
+
+    assert ledger.done_positions(checksum=checksum, target=TARGET) == {1, 2, 3}
+    assert ledger.loaded_contents(content_hashes=hashes + ["absent"], target=TARGET) == set(
+        hashes[:2])
+    assert ledger.reconcile(run_id).ok
