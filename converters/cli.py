@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,8 @@ EXIT_OK, EXIT_QUARANTINED, EXIT_USAGE, EXIT_MAPPING, EXIT_UNREACHABLE = 0, 1, 2,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None and hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `babyconnect reconcile | head` ends quietly
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -185,15 +188,25 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def format_reconciliation(data: dict) -> str:
-    lines = [f"{'file':60} {'in':>7} {'loaded':>7} {'quar.':>7} {'skipped':>7} {'diff':>5}"]
+    lines = [f"{'file':52} {'state':>10} {'in':>7} {'loaded':>7} {'quar.':>7} {'skipped':>7} "
+             f"{'diff':>5}"]
+    interrupted = 0
     for row in data.get("files", []):
+        state = row.get("state", "")
+        interrupted += state == "incomplete"
         lines.append(
-            f"{str(row.get('path', ''))[-60:]:60} {_count(row.get('input_records')):>7} "
-            f"{row.get('loaded', 0):>7} {row.get('quarantined', 0):>7} "
-            f"{row.get('skipped', 0):>7} {_count(row.get('difference')):>5}"
+            f"{str(row.get('path', ''))[-52:]:52} {state:>10} "
+            f"{_count(row.get('input_records')):>7} {row.get('loaded', 0):>7} "
+            f"{row.get('quarantined', 0):>7} {row.get('skipped', 0):>7} "
+            f"{_count(row.get('difference')):>5}"
         )
-    lines.append("OK: every record is accounted for" if data.get("ok")
-                 else "DIFFERENCE: some records are not accounted for (see diff)")
+    if data.get("ok"):
+        lines.append("OK: every record is accounted for")
+    elif interrupted:
+        lines.append(f"INTERRUPTED: {interrupted} file(s) stopped mid-way; run the same command "
+                     "again to finish them (done records are skipped)")
+    else:
+        lines.append("DIFFERENCE: some records are not accounted for (see diff)")
     return "\n".join(lines)
 
 
