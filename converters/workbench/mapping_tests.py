@@ -70,10 +70,21 @@ def run_one(mappings: MappingSet, file: str, line: int, spec: dict[str, Any]
             ) -> MappingTestResult:
     """Run one entry; the result holds one readable message per unmet expectation."""
     result = MappingTestResult(file, line, spec.get("name", "(unnamed)"))
+    expected_error = spec.get("expect_error")
     try:
         traced = _convert(spec, mappings)
-    except (SourceError, LookupError, ValueError) as exc:
+    except SourceError as exc:
+        if expected_error is None:
+            result.failures.append(f"the input could not be converted: {exc}")
+        else:
+            _check_error(result, expected_error, exc)
+        return result
+    except (LookupError, ValueError) as exc:
         result.failures.append(f"the input could not be converted: {exc}")
+        return result
+    if expected_error is not None:
+        result.failures.append(f"expected the record to be quarantined with code "
+                               f"'{expected_error.get('code')}', but it converted")
         return result
     for expectation in spec.get("expect", []):
         failure = _check_equals(traced, expectation)
@@ -84,6 +95,17 @@ def run_one(mappings: MappingSet, file: str, line: int, spec: dict[str, Any]
         if failure:
             result.failures.append(failure)
     return result
+
+
+def _check_error(result: MappingTestResult, expected: dict[str, Any], exc: SourceError) -> None:
+    """``expect_error: {code: missing-required, field: BSN moeder}``: the record is quarantined
+    with that reason code, and (when given) the field named contains that text."""
+    if expected.get("code") and exc.code != expected["code"]:
+        result.failures.append(f"expected quarantine code '{expected['code']}', got '{exc.code}'"
+                               f" ({exc.reason})")
+    if expected.get("field") and expected["field"] not in exc.field:
+        result.failures.append(f"expected the reason to name field '{expected['field']}', "
+                               f"got '{exc.field}'")
 
 
 def _convert(spec: dict[str, Any], mappings: MappingSet) -> Traced:
