@@ -29,8 +29,10 @@ _HL7_READ = re.compile(
 )
 _COLUMN_READ = re.compile(r"column '(?P<name>.*)'$")
 _HEADER_SEGMENTS = ("MSH", "FHS", "BHS")  # field 1 and 2 are the delimiters (HL7 v2.5 2.14.9)
-# The reader itself uses these: message type (routing), control id (record id), version, charset.
-_READ_BY_READER = frozenset({("MSH", 9), ("MSH", 10), ("MSH", 12), ("MSH", 18)})
+# The pipeline itself uses these: message type (routing), control id (record id), version and
+# charset (the reader); sending application and message time (the assembler's Provenance).
+_READ_BY_READER = frozenset({("MSH", 3), ("MSH", 7), ("MSH", 9), ("MSH", 10), ("MSH", 12),
+                             ("MSH", 18)})
 
 
 @dataclass(slots=True)
