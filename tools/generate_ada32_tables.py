@@ -207,11 +207,13 @@ def resource_map(profile: str, obs: list[Concept], concepts: list[Concept]) -> s
     out += ["  - target: context", "    reference: episode",
             f"    when: {{not: {{exists: {_yaml_str(CONTACT)}}}}}",
             "  - target: context", "    reference: encounter", f"    key: {_yaml_str(CONTACT)}",
-            "  - target: performer[+].extension[url=http://nictiz.nl/fhir/StructureDefinition/"
+            # The practitioner first: a reference written to performer[=] would replace the
+            # element, dropping a practitionerrole-reference extension written before it.
+            "  - target: performer[+]", "    reference: practitioner",
+            f"    key: {_yaml_str(CONTACT_PRACTITIONER)}",
+            "  - target: performer[=].extension[url=http://nictiz.nl/fhir/StructureDefinition/"
             "practitionerrole-reference].valueReference",
             "    reference: role", f"    key: {_yaml_str(CONTACT_PRACTITIONER)}",
-            "  - target: performer[=]", "    reference: practitioner",
-            f"    key: {_yaml_str(CONTACT_PRACTITIONER)}",
             "  - target: effectiveDateTime", f"    source: {_yaml_str('../*[' + effective + ']/@value')}",
             "    transform: ada-datetime",
             "  - target: effectivePeriod.start",

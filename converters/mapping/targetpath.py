@@ -99,13 +99,13 @@ def _list_item(items: list[Any], step: Step, value: Any, final: bool) -> Any:
         if not items:
             items.append({})
         if final:
-            items[-1] = value
+            items[-1] = _merged(items[-1], value)
         return items[-1]
     if step.op == INDEX:
         while len(items) <= step.arg:
             items.append({})
         if final:
-            items[step.arg] = value
+            items[step.arg] = _merged(items[step.arg], value)
         return items[step.arg]
     match_key, match_value = step.arg
     for item in items:
@@ -117,6 +117,15 @@ def _list_item(items: list[Any], step: Step, value: Any, final: bool) -> Any:
     if final and isinstance(value, dict):
         item.update(value)
     return item
+
+
+def _merged(existing: Any, value: Any) -> Any:
+    """A dict written onto a dict joins it (a reference onto a performer that already holds its
+    role extension), as a dict written onto an element does; anything else replaces."""
+    if isinstance(existing, dict) and isinstance(value, dict) and existing:
+        existing.update(value)
+        return existing
+    return value
 
 
 def write_traced(target: dict[str, Any], steps: tuple[Step, ...], value: Any) -> str:
