@@ -674,8 +674,9 @@ def _is_ada_transaction(root: etree._Element) -> bool:
 
 
 def _ada_id(transaction: etree._Element) -> str:
-    """Return an ADA transaction's id; its title when it has none (a test-case label)."""
-    return transaction.get("id") or transaction.get("title") or ""
+    """Return an ADA transaction's id. Never its title: that is free text, which in real data
+    can hold a name, and a record id goes into logs and reports."""
+    return transaction.get("id") or ""
 
 
 def _template_ids(root: etree._Element) -> list[str]:

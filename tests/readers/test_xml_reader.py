@@ -40,9 +40,9 @@ def test_single_document_record_carries_bytes_position_and_root(tmp_path):
          'root="4.5"/><id root="1.9" extension="cda-1"/></ClinicalDocument>',
          "cda:1.2.3", "cda-1@1.9"),
         ('<ClinicalDocument xmlns="urn:hl7-org:v3"/>', "cda:ClinicalDocument", ""),
-        # ADA: the transaction under data, its id, else its title.
+        # ADA: the transaction under data, its id; never its title (free text, may hold a name).
         ('<adaxml><meta/><data><prio1 id="t-1" title="x"/></data></adaxml>', "ada:prio1", "t-1"),
-        ('<adaxml><data><prio1 title="Test case 3"/></data></adaxml>', "ada:prio1", "Test case 3"),
+        ('<adaxml><data><prio1 title="Vrouw Jansen"/></data></adaxml>', "ada:prio1", ""),
         # ADA transaction written without the adaxml wrapper.
         ('<kernset><vrouw conceptId="2.16.840.1.113883.2.4.3.11.60.90.77.2.5.2"/></kernset>',
          "ada:kernset", ""),
