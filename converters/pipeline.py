@@ -131,18 +131,25 @@ class Pipeline:
                          file_id: int, report: RunReport) -> int:
         count = 0
         pending: list[SourceRecord] = []
-        for record in records:
+        try:
+            for record in records:
+                count += 1
+                report.records_in += 1
+                if self.options.progress:
+                    self.options.progress(1)
+                if record.position in done:
+                    report.previously_done += 1
+                    continue
+                pending.append(record)
+                if len(pending) >= BATCH:
+                    self._process_batch(pending, run_id, file_id, report)
+                    pending = []
+        except SourceError as exc:
+            # The reader gave up on the rest of the file (no header, not a workbook): that rest
+            # becomes one quarantined record, so the file is accounted for and the run goes on.
             count += 1
             report.records_in += 1
-            if self.options.progress:
-                self.options.progress(1)
-            if record.position in done:
-                report.previously_done += 1
-                continue
-            pending.append(record)
-            if len(pending) >= BATCH:
-                self._process_batch(pending, run_id, file_id, report)
-                pending = []
+            pending.append(_rest_of_file(exc, count))
         if pending:
             self._process_batch(pending, run_id, file_id, report)
         return count
@@ -268,6 +275,14 @@ class Pipeline:
                     self._write([prepared], run_id, file_id, report, outcomes)
             finally:
                 self.ledger.record_outcomes(outcomes)
+
+
+def _rest_of_file(error: SourceError, position: int) -> SourceRecord:
+    path = Path(error.file)
+    raw = path.read_bytes() if path.exists() and path.stat().st_size <= 10 << 20 else b""
+    error.record_id = error.record_id or f"file from record {position}"
+    return SourceRecord(file=error.file, position=position, record_id=error.record_id,
+                        format="file", kind="", raw=raw, error=error)
 
 
 def _outcome(record: SourceRecord, run_id: str, file_id: int, outcome: Outcome,

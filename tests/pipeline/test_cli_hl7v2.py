@@ -137,3 +137,18 @@ def test_a_lab_message_mention_never_replaces_the_admission_record_whatever_the_
         results.append(eva)
     assert results[0] == results[1]
     assert results[0].get("address")  # the admission's full record, not the lab's mention
+
+
+def test_a_file_the_reader_gives_up_on_is_quarantined_and_the_run_goes_on(
+    tmp_path: Path, id_key: str
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "empty.csv").write_bytes(b"")
+    (inbox / "woman.hl7").write_bytes((HL7_SAMPLES / "adt_a04_pregnant_woman.hl7").read_bytes())
+    target = tmp_path / "target"
+    assert main(["convert", str(inbox), "--out", str(target), "--quiet"]) == EXIT_QUARANTINED
+    report = json.loads((target / "report.json").read_text())
+    assert report["outcomes"] == {"loaded": 1, "quarantined": 1}
+    assert report["quarantined"][0]["reason"] == "the file has no header row"
+    assert main(["reconcile", "--state", str(target)]) == 0
