@@ -12,6 +12,7 @@ import logging
 import tempfile
 from pathlib import Path
 
+from converters.errors import SourceError
 from converters.readers.registry import reader_for
 from converters.records import SourceRecord
 from converters.report import RunReport
@@ -33,7 +34,9 @@ def reprocess(settings: Settings, source: str | None = None, run: str | None = N
     try:
         for data_path, meta in selected:
             record = _reread(data_path, meta)
-            if record is None:
+            if record is None:  # stays in quarantine, and the report says so
+                report.count_skipped(meta["file"], meta["record_id"],
+                                     "stays in quarantine: no reader finds a record in its bytes")
                 continue
             quarantine.remove(data_path)
             pipeline.reprocess([(record, int(meta["ledger_file_id"]))], report, run_id)
@@ -56,7 +59,10 @@ def _reread(data_path: Path, meta: dict) -> SourceRecord | None:
             header = meta["headers"].replace("\t", meta.get("separator", ";")) + "\n"
             data = header.encode("utf-8") + data
         copy.write_bytes(data)
-        records = list(reader_for(copy)(copy))
+        try:
+            records = list(reader_for(copy)(copy))
+        except SourceError:
+            return None
     if not records:
         return None
     record = records[0]

@@ -152,3 +152,16 @@ def test_a_file_the_reader_gives_up_on_is_quarantined_and_the_run_goes_on(
     assert report["outcomes"] == {"loaded": 1, "quarantined": 1}
     assert report["quarantined"][0]["reason"] == "the file has no header row"
     assert main(["reconcile", "--state", str(target)]) == 0
+
+
+def test_reprocess_reports_a_quarantined_file_it_still_cannot_read(
+    tmp_path: Path, id_key: str
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "empty.csv").write_bytes(b"")
+    target = tmp_path / "target"
+    main(["convert", str(inbox), "--out", str(target), "--quiet"])
+    assert main(["reprocess", "--out", str(target), "--quiet"]) == EXIT_QUARANTINED
+    assert list((target / "quarantine").rglob("*.reason.json"))  # still there, with its reason
+    assert main(["reconcile", "--state", str(target)]) == 0
