@@ -20,10 +20,9 @@ import jsonschema
 import yaml
 
 from converters.errors import ConfigurationError
-from converters.ledger import Ledger
 from converters.pipeline import file_checksum
 from converters.readers.registry import discover
-from converters.wiring import Settings, build_pipeline, state_folder
+from converters.wiring import Settings, build_pipeline, open_ledger, state_folder, target_name
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +104,8 @@ def find_new_files(source: SourceConfig, since: str | None = None,
                    until: str | None = None) -> list[str]:
     """Export files in the inbox that the ledger has not completed with the same checksum."""
     settings = source.settings("nightly")
-    pipeline_target = _target_name(settings)
-    ledger = _ledger(settings)
+    pipeline_target = target_name(settings)
+    ledger = open_ledger(settings)
     found = []
     for path in discover([Path(source.inbox)], source.pattern):
         if not _in_range(path, since, until):
@@ -144,7 +143,7 @@ def convert_and_load(source: SourceConfig, paths: list[str], run_id: str,
 
 def reconcile(source: SourceConfig, run_ids: list[str]) -> dict[str, Any]:
     """Check every run: records in = loaded + quarantined + skipped."""
-    ledger = _ledger(source.settings("nightly"))
+    ledger = open_ledger(source.settings("nightly"))
     differences = 0
     files = 0
     for run_id in run_ids:
@@ -191,20 +190,6 @@ def summarise(source: SourceConfig, results: list[dict[str, Any]],
 
 
 # -- helpers --------------------------------------------------------------------------------------
-
-
-def _ledger(settings: Settings) -> Ledger:
-    state = state_folder(settings)
-    state.mkdir(parents=True, exist_ok=True)
-    return Ledger(settings.ledger_url or f"sqlite:///{(state / 'ledger.db').resolve()}")
-
-
-def _target_name(settings: Settings) -> str:
-    if settings.target.startswith(("http://", "https://")):
-        return f"fhir:{settings.target.rstrip('/')}"
-    if settings.target == "null:":
-        return "null:"
-    return f"dir:{Path(settings.target).resolve()}"
 
 
 def _in_range(path: Path, since: str | None, until: str | None) -> bool:

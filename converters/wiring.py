@@ -53,9 +53,8 @@ def state_folder(settings: Settings) -> Path:
 def build_pipeline(settings: Settings, mappings: MappingSet | None = None) -> Pipeline:
     """Wire mappings, sink, ledger, ids, quarantine and validator for one run."""
     state = state_folder(settings)
-    state.mkdir(parents=True, exist_ok=True)
     mappings = mappings or load_mappings(settings.mappings_dir)
-    ledger = Ledger(settings.ledger_url or f"sqlite:///{(state / 'ledger.db').resolve()}")
+    ledger = open_ledger(settings)
     ids = IdMaker(resolve_key(settings.id_key, state))
     return Pipeline(
         mappings=mappings,
@@ -67,6 +66,22 @@ def build_pipeline(settings: Settings, mappings: MappingSet | None = None) -> Pi
         options=Options(validation=settings.validation, trace=settings.trace,
                         source=settings.source, kind=settings.kind),
     )
+
+
+def open_ledger(settings: Settings) -> Ledger:
+    """The target's ledger: the configured URL, else SQLite in the state folder."""
+    state = state_folder(settings)
+    state.mkdir(parents=True, exist_ok=True)
+    return Ledger(settings.ledger_url or f"sqlite:///{(state / 'ledger.db').resolve()}")
+
+
+def target_name(settings: Settings) -> str:
+    """The name the sink gives the target, which keys its rows in the ledger."""
+    if settings.target == "null:":
+        return NullSink.name
+    if is_server(settings.target):
+        return f"fhir:{settings.target.rstrip('/')}"
+    return f"dir:{Path(settings.target).resolve()}"
 
 
 def build_sink(settings: Settings) -> Any:
@@ -91,7 +106,7 @@ class ServerTarget:
 
         self.settings = ServerSettings.from_env(base_url=base_url, **overrides)
         self.loader = FhirServerSink(self.settings)
-        self.name = f"fhir:{base_url.rstrip('/')}"
+        self.name = target_name(Settings(target=base_url))
 
     def write(self, items: list[tuple[SourceRecord, Assembled]]) -> list[WriteResult]:
         keyed = [(record.key, assembled.bundle) for record, assembled in items]
