@@ -14,6 +14,7 @@ PostgreSQL by URL for scaled-out runs.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -199,11 +200,16 @@ class Ledger:
         self._create_tables()
 
     def _create_tables(self) -> None:
-        try:
-            metadata.create_all(self._engine, checkfirst=True)
-        except (IntegrityError, OperationalError, ProgrammingError):
-            # Another process created them between our check and our CREATE: check again.
-            metadata.create_all(self._engine, checkfirst=True)
+        # Several processes may open a new ledger at once; each table and index is checked and
+        # created separately, so another process can win any of those races: check again.
+        for attempt in range(10):
+            try:
+                metadata.create_all(self._engine, checkfirst=True)
+                return
+            except (IntegrityError, OperationalError, ProgrammingError):
+                if attempt == 9:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def close(self) -> None:
         """Release the connection pool."""
