@@ -1,8 +1,9 @@
 """Benchmark the kraamzorg pipeline on a generated vendor-A CSV (not a test).
 
 Writes a synthetic vendor-A export of ``--rows`` rows (default 5,000,000; every BSN passes the
-11-test), runs it with ``Settings(target="null:", validation="strict")`` and reports rows/s,
-resources/s and peak RSS at checkpoints (1M and every further million) to show memory stays flat.
+11-test), runs it with ``Settings(target="null:")`` (``--validation strict`` by default, or off)
+and reports rows/s and resources/s per CPU second (one core, even on a busy machine) and peak RSS
+at checkpoints (``--every``) to show memory stays flat.
 
     .venv/bin/python benchmarks/bench_kraamzorg.py --rows 1000000
 """
@@ -57,34 +58,40 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--every", type=int, default=1_000_000, help="checkpoint interval")
+    parser.add_argument("--validation", choices=("strict", "off"), default="strict",
+                        help="profile validation (strict costs about 40%% of the CPU time)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
     with tempfile.TemporaryDirectory() as folder:
         export = Path(folder) / "vendor_a_bench.csv"
         write_export(export, args.rows)
-        settings = Settings(target="null:", validation="strict", state_dir=Path(folder) / "st",
+        settings = Settings(target="null:", validation=args.validation, state_dir=Path(folder) / "st",
                             id_key="benchmark-key-0123456789")
         pipeline = build_pipeline(settings)
         started = time.perf_counter()
+        cpu_started = time.process_time()
         seen = 0
 
         def progress(count: int) -> None:
             nonlocal seen
             seen += count
             if seen % args.every == 0:
-                elapsed = time.perf_counter() - started
-                sys.stdout.write(f"{seen:>10,} rows  {seen / elapsed:10,.0f} rows/s  "
+                cpu = time.process_time() - cpu_started
+                sys.stdout.write(f"{seen:>10,} rows  {seen / cpu:8,.0f} rows/CPU-s  "
                                  f"peak RSS {peak_rss_mb():8.1f} MB\n")
                 sys.stdout.flush()
 
-        pipeline.options = Options(validation="strict", progress=progress)
+        pipeline.options = Options(validation=args.validation, progress=progress)
         report = pipeline.run([export])
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
         resources = sum(report.resources.values())
-        sys.stdout.write(f"total {report.records_in:,} rows in {elapsed:.1f} s: "
-                         f"{report.records_in / elapsed:,.0f} rows/s, "
-                         f"{resources / elapsed:,.0f} resources/s, "
+        # Rates per CPU second are the one-core figure even on a busy machine; wall time is shown.
+        sys.stdout.write(f"total {report.records_in:,} rows, validation {args.validation}: "
+                         f"{elapsed:.1f} s wall, {cpu:.1f} s CPU; "
+                         f"{report.records_in / cpu:,.0f} rows/s, "
+                         f"{resources / cpu:,.0f} resources/s on one core, "
                          f"peak RSS {peak_rss_mb():.1f} MB, outcomes {dict(report.outcomes)}\n")
 
 
