@@ -179,10 +179,12 @@ class Converter:
         from converters.fhir.ids import IdMaker
         from converters.mapping.engine import Engine
         from converters.mapping.tables import load_mappings
+        from converters.validation import ProfileValidator
 
         mappings = load_mappings(mappings_root)
         self.engine = Engine(mappings)
         self.assembler = Assembler(IdMaker(b"conformance-not-secret"), mappings.version)
+        self.validator = ProfileValidator.default()
 
     def convert(self, path: Path) -> tuple[list[dict[str, Any]], list[str]]:
         """Return the resources of every document in ``path`` and the quarantine reasons."""
@@ -198,11 +200,25 @@ class Converter:
                 problems.append(f"{path.name}: {exc.describe()}")
                 continue
             assembled = self.assembler.assemble(conversion)
+            errors = self._profile_errors(assembled)
+            if errors:
+                # The pipeline's strict mode quarantines this document: it reaches no repository,
+                # so it reproduces nothing here either.
+                first = errors[0]
+                problems.append(f"{path.name}: {len(errors)} profile finding(s); first: "
+                                f"{first.rule} at {first.path} ({first.profile})")
+                continue
             resources.extend(e.resource for e in assembled.entries
                              if e.resource["resourceType"] != "Provenance")
             for entry in assembled.entries:
                 entry.resource.setdefault("_fullUrl", entry.full_url)
         return resources, problems
+
+    def _profile_errors(self, assembled: Any) -> list[Any]:
+        resolve = assembled.resolver()
+        return [finding for entry in assembled.entries
+                for finding in self.validator.validate(entry.resource, resolve)
+                if finding.severity == "error"]
 
 
 def _prepare(case: str, bodies: list[dict[str, Any]]) -> list[Resource]:

@@ -212,6 +212,13 @@ class Engine:
         for index, scope in enumerate(scopes):
             if item.when is not None and not self._test(item.when, scope, ctx):
                 continue
+            if item.refuse is not None and self._test(item.refuse, scope, ctx):
+                # The source contradicts the model here (a birth naming the mother as the
+                # child): leave this one resource out and report where, rather than write a
+                # resource its profile rejects and lose the whole record to quarantine.
+                ctx.conversion.issues.append(Issue(item.refuse_issue, scope.location(),
+                                                   item.origin))
+                continue
             draft = self._build(item, resource, scope, index, ctx)
             if draft is not None and item.key is not None:
                 key = _first_text(scope, item.key, ctx)

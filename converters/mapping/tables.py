@@ -101,6 +101,8 @@ class Produce:
     origin: str = ""
     key: Any = None  # XML: names each resource of the alias, for keyed references
     write: str | None = None  # "update" or "create-if-absent"; overrides the resource map
+    refuse: Condition | None = None  # an occurrence the source gets wrong: not produced, reported
+    refuse_issue: str = ""
 
 
 @dataclass(slots=True)
@@ -268,6 +270,9 @@ class _Builder:
             if "key" in item:
                 key = self._source(doc, ("resources", i, "key"), item["key"], source, namespaces,
                                    relative=False)
+            refuse_spec = item.get("refuse") or {}
+            refuse = self._condition(doc, ("resources", i, "refuse", "when"),
+                                     refuse_spec.get("when"), source, namespaces)
             produce.append(
                 Produce(
                     alias=item["as"],
@@ -279,6 +284,8 @@ class _Builder:
                     optional=item.get("optional", False),
                     always=item.get("always", False),
                     write=item.get("write"),
+                    refuse=refuse,
+                    refuse_issue=refuse_spec.get("issue", ""),
                     origin=f"{doc.file}:{doc.line(('resources', i))}",
                     key=key,
                 )
