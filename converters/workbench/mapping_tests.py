@@ -124,8 +124,10 @@ def _convert(spec: dict[str, Any], mappings: MappingSet) -> Traced:
 
 def _chosen(traced: Traced, path: str, wanted: str | None) -> list[dict[str, Any]]:
     wanted = wanted or path.split(".", 1)[0]
+    # A keyed resource's alias is "alias#key": `resource: lab-test` names every one of them.
     return [entry.resource for draft, entry in traced.owners
-            if wanted in (draft.alias, entry.resource["resourceType"])]
+            if wanted in (draft.alias, draft.alias.split("#", 1)[0],
+                          entry.resource["resourceType"])]
 
 
 def _values(traced: Traced, path: str, wanted: str | None) -> list[Any]:

@@ -75,3 +75,13 @@ def test_an_expectation_can_choose_a_resource_by_its_alias() -> None:
     spec["expect"] = [{"resource": "sender", "path": "Organization.name",
                        "equals": "Praktijk Test"}]
     assert "+ actual:   TESTZH" in run_one(MAPPINGS, "x.yaml", 1, spec).describe()
+
+
+def test_an_expectation_names_every_keyed_resource_of_an_alias() -> None:
+    spec = dict(next(s for f, _, s in MAPPINGS.tests if f.endswith("ada32/message.yaml")))
+    spec["expect"] = [{"resource": "birth", "path": "Procedure.code.coding.code",
+                       "equals": "3950001"}]
+    assert run_one(MAPPINGS, "x.yaml", 1, spec).passed
+    spec["expect"] = [{"resource": "birt", "path": "Procedure.code.coding.code",
+                       "equals": "3950001"}]
+    assert not run_one(MAPPINGS, "x.yaml", 1, spec).passed
