@@ -478,12 +478,18 @@ def _reference(validator: ProfileValidator, run: _Run, node: Node, value: dict[s
                 f"refers to a {target_type}; allowed: {', '.join(sorted(allowed))}")
         return
     if target is not None:
-        _target_profile(validator, run, node, target, path)
+        _target_profile(validator, run, node, target, target_type, path)
 
 
 def _target_profile(validator: ProfileValidator, run: _Run, node: Node, target: dict[str, Any],
-                    path: str) -> None:
-    wanted = [u for u in node.target_profiles if not u.startswith(CORE_PREFIX)]
+                    target_type: str, path: str) -> None:
+    # Only the profiles on the target's own type constrain it: Reference(EpisodeOfCare |
+    # zib-Encounter) accepts any EpisodeOfCare (STU3 ElementDefinition.type.targetProfile).
+    same_type = [u for u in node.target_profiles
+                 if validator.library.profile_type(u) == target_type]
+    if any(u.startswith(CORE_PREFIX) for u in same_type):
+        return
+    wanted = same_type
     if not wanted:
         return
     declared: set[str] = set()

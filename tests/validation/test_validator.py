@@ -269,3 +269,38 @@ def test_a_resource_without_id_is_named_by_its_bundle_position(validator):
     findings = validator.validate_bundle(bundle)
 
     assert {f.resource for f in findings} <= {"Observation#0", "Bundle#0"}
+
+
+def _request_with_context(target: dict[str, Any]) -> dict[str, Any]:
+    request = {
+        "resourceType": "ProcedureRequest", "id": "pr-1",
+        "meta": {"profile": [NICTIZ + "zib-ProcedureRequest"]},
+        "status": "active", "intent": "order",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "241491007"}]},
+        "subject": {"reference": "Patient/woman-1"},
+        "context": {"reference": "urn:uuid:5a6d1c1e-0000-4000-8000-000000000009"},
+    }
+    return {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:5a6d1c1e-0000-4000-8000-000000000009", "resource": target},
+        {"fullUrl": "urn:uuid:5a6d1c1e-0000-4000-8000-000000000010", "resource": request},
+    ]}
+
+
+def _context_findings(validator: ProfileValidator, target: dict[str, Any]) -> list[Finding]:
+    return [f for f in validator.validate_bundle(_request_with_context(target))
+            if f.path == "ProcedureRequest.context"]
+
+
+def test_a_target_profile_of_another_type_does_not_constrain_a_reference(validator):
+    # Reference(zib-Encounter | EpisodeOfCare): any EpisodeOfCare will do.
+    episode = {"resourceType": "EpisodeOfCare", "id": "e-1", "status": "active",
+               "meta": {"profile": [NICTIZ + "bc-MaternalRecord"]},
+               "patient": {"reference": "Patient/woman-1"}}
+    assert _context_findings(validator, episode) == []
+
+
+def test_a_target_profile_of_the_same_type_still_constrains_a_reference(validator):
+    encounter = {"resourceType": "Encounter", "id": "enc-1", "status": "finished",
+                 "subject": {"reference": "Patient/woman-1"}}
+    finding = only(_context_findings(validator, encounter))
+    assert finding.rule == "reference" and "zib-Encounter" in finding.message
