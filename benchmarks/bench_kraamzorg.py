@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as folder:
         export = Path(folder) / "vendor_a_bench.csv"
         write_export(export, args.rows)
-        settings = Settings(target="null:", validation=args.validation, state_dir=Path(folder) / "st",
-                            id_key="benchmark-key-0123456789")
+        settings = Settings(target="null:", validation=args.validation,
+                            state_dir=Path(folder) / "st", id_key="benchmark-key-0123456789")
         pipeline = build_pipeline(settings)
         started = time.perf_counter()
         cpu_started = time.process_time()
