@@ -196,6 +196,14 @@ def _resolve(node: Any, by_alias: dict[str, list[Entry]]) -> Any:
                     return None
                 node[key] = targets[0].full_url
                 continue
+            if key.startswith("_") and isinstance(value, list):
+                # A primitive list's extensions pair with it by position: a null keeps its place
+                # (FHIR STU3 JSON 2.6.2.4); only an all-null list goes.
+                value[:] = [(_resolve(item, by_alias) or None) if item else None
+                            for item in value]
+                if not any(value):
+                    del node[key]
+                continue
             resolved = _resolve(value, by_alias)
             if resolved is None or resolved == [] or resolved == {}:
                 del node[key]
@@ -204,9 +212,14 @@ def _resolve(node: Any, by_alias: dict[str, list[Entry]]) -> Any:
         kept: list[Any] = []
         for item in node:
             resolved = _resolve(item, by_alias)
-            # The same identifier from two fields (PID-21 and NK1-33) is written once.
-            if resolved not in (None, {}) and resolved not in kept:
-                kept.append(resolved)
+            if resolved in (None, {}):
+                continue
+            # The same identifier from two fields (PID-21 and NK1-33) is written once; a
+            # repeated primitive is kept (a call name equal to a given name), as its position
+            # pairs it with the `_given` extensions beside it.
+            if isinstance(resolved, dict) and resolved in kept:
+                continue
+            kept.append(resolved)
         node[:] = kept
         return node
     return node

@@ -234,6 +234,7 @@ class Engine:
         traced_before = len(ctx.conversion.lineage)
         body: dict[str, Any] = {"resourceType": resource.resource_type}
         self._apply(resource.rules, scope, body, ctx)
+        _drop_identifiers_without_value(body)
         if ctx.wrote == 0 and not item.always:
             del ctx.conversion.lineage[traced_before:]  # constants of a resource not produced
             if not item.optional:
@@ -459,10 +460,13 @@ def _first_text(scope: Any, path: Any, ctx: _Context) -> str:
 
 
 def _settle_keyed_references(drafts: list[Draft]) -> None:
-    """Point a plain reference to a keyed alias at its first resource.
+    """Point a plain reference to a keyed alias at its first resource; drop dangling ones.
 
     A produce with ``key`` names its drafts ``alias#key``; a rule that refers to the alias
-    without a key means the first of them (the only one, usually).
+    without a key means the first of them (the only one, usually). A keyed reference whose
+    resource was not produced (the ADA @id it names is absent) is removed with the element
+    holding it, and an extension left with its url alone goes too: FHIR's ext-1 requires a
+    value or nested extensions, so ``{url}`` would fail at the server.
     """
     aliases = {d.alias for d in drafts}
     if not any("#" in a for a in aliases):
@@ -473,6 +477,7 @@ def _settle_keyed_references(drafts: list[Draft]) -> None:
             first.setdefault(alias.split("#", 1)[0], alias)
     for draft in drafts:
         _rewrite_refs(draft.body, aliases, first)
+        _drop_dangling(draft.body, aliases)
 
 
 def _rewrite_refs(node: Any, aliases: set[str], first: dict[str, str]) -> None:
@@ -488,7 +493,51 @@ def _rewrite_refs(node: Any, aliases: set[str], first: dict[str, str]) -> None:
             _rewrite_refs(item, aliases, first)
 
 
+def _drop_dangling(node: Any, aliases: set[str]) -> bool:
+    """Remove keyed references to resources not produced; return True when ``node`` must go.
+
+    Mirrors the assembler, which drops a Reference it cannot resolve with the element holding
+    it; here an extension that only held such a reference is dropped as well.
+    """
+    if isinstance(node, dict):
+        value = node.get("reference")
+        if isinstance(value, AliasRef) and "#" in value and str(value) not in aliases:
+            return True
+        emptied = False
+        for key in list(node):
+            child = node[key]
+            if isinstance(child, (dict, list)) and _drop_dangling(child, aliases):
+                del node[key]
+                emptied = True
+        return emptied and (not node or set(node) == {"url"})
+    if isinstance(node, list):
+        kept = [item for item in node if not _drop_dangling(item, aliases)]
+        gone = len(kept) < len(node)
+        node[:] = kept
+        return gone and not kept
+    return False
+
+
 def _select(scope: Any, path: Any, repeat: bool, ctx: _Context) -> list[Any]:
     if ctx.trace and isinstance(scope, sources.XmlNode):
         return scope.select_traced(path, repeat)
     return scope.select(path, repeat)
+
+
+def _drop_identifiers_without_value(body: dict[str, Any]) -> None:
+    """Leave out an identifier whose value was refused (a BSN failing the 11-test) or absent.
+
+    Its constant system alone would claim an identifier that is not there, and a conditional
+    update on ``system|`` would match nothing useful. One that says why the value is missing
+    (an extension on ``_value``) is kept.
+    """
+    identifiers = body.get("identifier")
+    if not isinstance(identifiers, list):
+        return
+    kept = [i for i in identifiers
+            if not isinstance(i, dict) or i.get("value") not in (None, "") or "_value" in i]
+    if kept:
+        body["identifier"] = kept
+    else:
+        del body["identifier"]
+

@@ -8,6 +8,9 @@ The grammar follows FHIR Shorthand's soft indexing, which mapping authors in thi
     name[0].given[+]                an index
     _family.extension[url=http://hl7.org/fhir/StructureDefinition/humanname-own-name].valueString
                                     the list item whose ``url`` is that value, added if missing
+    extension[+url=http://...].valueReference
+                                    a new list item with that ``url``, even when one exists
+                                    (an extension that repeats: one per supporting resource)
 
 Paths are compiled once when the mapping table is loaded; writing is a short loop.
 """
@@ -18,9 +21,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-_STEP = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[(\+|=|\d+|[A-Za-z_]+=[^\]]+)\])?$")
+_STEP = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[(\+|=|\d+|\+?[A-Za-z_]+=[^\]]+)\])?$")
 
-APPEND, LAST, INDEX, MATCH, KEY = range(5)
+APPEND, LAST, INDEX, MATCH, KEY, APPEND_MATCH = range(6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +68,8 @@ def compile_path(path: str) -> tuple[Step, ...]:
             steps.append(Step(key, INDEX, int(index)))
         else:
             match_key, match_value = index.split("=", 1)
-            steps.append(Step(key, MATCH, (match_key, match_value)))
+            op = APPEND_MATCH if match_key.startswith("+") else MATCH
+            steps.append(Step(key, op, (match_key.lstrip("+"), match_value)))
     return tuple(steps)
 
 
@@ -108,6 +112,12 @@ def _list_item(items: list[Any], step: Step, value: Any, final: bool) -> Any:
             items[step.arg] = _merged(items[step.arg], value)
         return items[step.arg]
     match_key, match_value = step.arg
+    if step.op == APPEND_MATCH:
+        item = {match_key: match_value}
+        if final and isinstance(value, dict):
+            item.update(value)
+        items.append(item)
+        return item
     for item in items:
         if isinstance(item, dict) and item.get(match_key) == match_value:
             break
@@ -156,6 +166,6 @@ def write_traced(target: dict[str, Any], steps: tuple[Step, ...], value: Any) ->
 def _index_of(items: list[Any], step: Step, item: Any) -> int:
     if step.op == INDEX:
         return int(step.arg)
-    if step.op == MATCH:
+    if step.op in (MATCH, APPEND_MATCH):
         return next(i for i, candidate in enumerate(items) if candidate is item)
     return len(items) - 1
