@@ -376,6 +376,12 @@ def both_use_cases(corpus: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def use_cases(corpus: Path) -> dict[str, list[tuple[Path, Path]]]:
+    """Return the (ADA file, reference folder) pairs of each use case under ``corpus``, by name."""
+    return {use_case.name: cases(use_case / "ada_instance", use_case / "fhir_instance")
+            for use_case in sorted(p for p in corpus.iterdir() if (p / "ada_instance").is_dir())}
+
+
 def markdown_rows(report: Report) -> list[tuple[str, int, int, int, int, int]]:
     """Return per profile: (``Type: profile``, reference, matched, missing, elements, same)."""
     return [(kind.replace("|", ": "), t.reference, t.matched, t.missing, t.elements, t.reproduced)
