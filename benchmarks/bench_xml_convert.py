@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=1100)
     parser.add_argument("--every", type=int, default=2000, help="checkpoint interval (documents)")
+    parser.add_argument("--mappings", type=Path, default=None, help="mapping tables folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         size = batch.stat().st_size
         print(f"wrote {written:,} documents, {size / 1e6:,.0f} MB", flush=True)
         settings = Settings(target="null:", validation="strict", state_dir=Path(folder) / "st",
-                            id_key="benchmark-key-0123456789")
+                            id_key="benchmark-key-0123456789", mappings_dir=args.mappings)
         pipeline = build_pipeline(settings)
         cpu_started, wall_started = time.process_time(), time.perf_counter()
         seen = 0
