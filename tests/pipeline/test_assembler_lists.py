@@ -7,12 +7,12 @@ from converters.mapping.engine import AliasRef
 
 
 def test_a_given_name_equal_to_another_is_kept_in_its_position() -> None:
-    name = {"given": ["Maaike", "M", "Maaike"],
+    name = {"given": ["Anna", "M", "Anna"],
             "_given": [None, {"extension": [{"url": "iso21090-EN-qualifier",
                                               "valueCode": "IN"}]},
                        {"extension": [{"url": "iso21090-EN-qualifier", "valueCode": "CL"}]}]}
     _resolve(name, {})
-    assert name["given"] == ["Maaike", "M", "Maaike"]
+    assert name["given"] == ["Anna", "M", "Anna"]
     assert len(name["_given"]) == 3
 
 
