@@ -1,4 +1,4 @@
-"""`extension[+url=...]` appends one extension per value; a keyed reference to nothing is dropped."""
+"""`extension[+url=...]` appends an extension per value; a keyed reference to nothing goes."""
 
 from __future__ import annotations
 
@@ -101,6 +101,7 @@ def test_each_keyed_reference_gets_its_own_extension(tmp_path: Path) -> None:
 
 def test_an_extension_whose_keyed_reference_names_nothing_is_dropped(tmp_path: Path) -> None:
     finding = _finding(tmp_path, """<dossier><stap id="S1" status="completed"/>
-      <bevinding naam="b"><stap ref="S1"/><stap ref="GONE"/><focus ref="GONE"/></bevinding></dossier>""")
+      <bevinding naam="b"><stap ref="S1"/><stap ref="GONE"/><focus ref="GONE"/></bevinding>
+      </dossier>""")
     assert [e["valueReference"]["reference"] for e in finding["extension"]] == ["step#S1"]
     assert "focus" not in finding

@@ -37,7 +37,8 @@ def convert(inputs: list[Path], out: Path, validation: str = "strict") -> dict[s
     done = subprocess.run(command, cwd=ROOT, check=False, capture_output=True, text=True,
                           timeout=900, env=env)
     report = out / "report.json"
-    assert report.exists(), f"convert wrote no report (exit {done.returncode}): {done.stderr[-2000:]}"
+    assert report.exists(), (
+        f"convert wrote no report (exit {done.returncode}): {done.stderr[-2000:]}")
     return json.loads(report.read_text(encoding="utf-8"))
 
 
@@ -61,6 +62,23 @@ def resolve_placeholders(text: str, reference: date) -> str:
         return f'value="{day}T{hour}:{minute}:{second or "00"}"'
 
     return _PLACEHOLDER.sub(replace, text)
+
+
+def convert_both(first: Path, ada: Path, generated_on: date, out: Path) -> tuple[dict, ...]:
+    """Convert a case folder of one format and its ADA twin; return both reports and bundles.
+
+    The ADA instances carry relative dates (``T-139D``): they are resolved against the day the
+    other format was generated, in copies, so both describe the same days.
+    """
+    ada_copies = out / "ada-resolved"
+    ada_copies.mkdir(parents=True, exist_ok=True)
+    for source in sorted(ada.glob("*.xml")):
+        text = source.read_text(encoding="utf-8")
+        (ada_copies / source.name).write_text(resolve_placeholders(text, generated_on),
+                                              encoding="utf-8")
+    first_report = convert([first], out / "first")
+    ada_report = convert([ada_copies], out / "ada")
+    return first_report, ada_report, bundles(out / "first"), bundles(out / "ada")
 
 
 def bundles(out: Path) -> dict[str, dict[str, Any]]:

@@ -124,7 +124,8 @@ def test_the_midwife_and_her_practice_are_identified_by_uzi_agb_and_ura(
     organization = next(r for r in resources if r["resourceType"] == "Organization")
     assert {i["system"].rsplit("/", 1)[1] for i in practitioner["identifier"]} == {
         "uzi-nr-pers", "agb-z"}
-    assert "http://fhir.nl/fhir/NamingSystem/ura" in {i["system"] for i in organization["identifier"]}
+    systems = {i["system"] for i in organization["identifier"]}
+    assert "http://fhir.nl/fhir/NamingSystem/ura" in systems
 
 
 def test_delivery_findings_point_at_the_delivery(written: tuple[dict, dict]) -> None:

@@ -6,7 +6,6 @@ Corpus: peri20-xml-examples/PRPA_EX101301NL_Geboortebericht_v22_{1,2}.xml (ficti
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 

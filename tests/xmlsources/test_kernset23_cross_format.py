@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import corpus_path
-from tests.support.xmlsources import bundles, canonical, convert, resolve_placeholders
+from tests.support.xmlsources import canonical, convert_both
 
 GENERATED_ON = date(2022, 1, 1)
 CASES = ("scenario1-23", "scenario2_1elijn-23", "scenario2_2elijn-23", "scenario3-23",
@@ -45,15 +45,8 @@ def _kind(text: str) -> str:
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict, dict, dict]:
     folder = corpus_path("nictiz-peri-hl7v3-cda", "2.3.6", "kernset_geboortezorg")
-    ada_copies = tmp_path_factory.mktemp("ada23")
-    for source in sorted((folder / "ada_instance").glob("*.xml")):
-        text = source.read_text(encoding="utf-8")
-        (ada_copies / source.name).write_text(resolve_placeholders(text, GENERATED_ON),
-                                              encoding="utf-8")
-    out = tmp_path_factory.mktemp("out")
-    hl7_report = convert([folder / "hl7_instance"], out / "hl7")
-    ada_report = convert([ada_copies], out / "ada")
-    return hl7_report, ada_report, bundles(out / "hl7"), bundles(out / "ada")
+    return convert_both(folder / "hl7_instance", folder / "ada_instance", GENERATED_ON,
+                        tmp_path_factory.mktemp("out"))
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import corpus_path
-from tests.support.xmlsources import bundles, canonical, convert, resolve_placeholders
+from tests.support.xmlsources import canonical, convert_both
 
 GENERATED_ON = date(2021, 1, 1)
 CASES = ("ksneo-test1", "ksneo-test2", "ksneo-test3", "ksneo-test4")
@@ -37,15 +37,8 @@ def _count(texts: Counter[str]) -> Counter[str]:
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict, dict, dict]:
     folder = corpus_path("nictiz-peri-hl7v3-cda", "3.0", "kernset_neonatologie")
-    ada_copies = tmp_path_factory.mktemp("ksneo-ada")
-    for source in sorted((folder / "ada_instance").glob("*.xml")):
-        text = source.read_text(encoding="utf-8")
-        (ada_copies / source.name).write_text(resolve_placeholders(text, GENERATED_ON),
-                                              encoding="utf-8")
-    out = tmp_path_factory.mktemp("out")
-    cda_report = convert([folder / "cda_instance"], out / "cda")
-    ada_report = convert([ada_copies], out / "ada")
-    return cda_report, ada_report, bundles(out / "cda"), bundles(out / "ada")
+    return convert_both(folder / "cda_instance", folder / "ada_instance", GENERATED_ON,
+                        tmp_path_factory.mktemp("out"))
 
 
 def test_every_case_loads_in_both_formats(converted: tuple[dict, dict, dict, dict]) -> None:
