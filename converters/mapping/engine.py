@@ -158,8 +158,10 @@ class Engine:
             raise record.error
         message = self.find_map(record)
         if message is None:
+            hint = (": it is FHIR already, the target model, not a legacy export"
+                    if record.kind.startswith("fhir:") else "")
             raise UnsupportedInputError(
-                f"no mapping table handles {record.format} records of kind '{record.kind}'",
+                f"no mapping table handles {record.format} records of kind '{record.kind}'{hint}",
                 file=record.file,
                 record_id=record.record_id,
             )

@@ -49,6 +49,7 @@ MAX_DOCUMENT_BYTES = 100 << 20
 
 HL7V3_NS = "urn:hl7-org:v3"
 UNREADABLE_KIND = "xml:unreadable"
+FHIR_NAMESPACE = "http://hl7.org/fhir"
 
 # HL7v3 interaction ids: four-letter domain, "_IN", six digits, optional realm (NL).
 _INTERACTION = re.compile(r"[A-Z]{4}_IN\d{6}(?:[A-Z]{2})?")
@@ -647,6 +648,9 @@ def identify(root: etree._Element) -> tuple[str, str]:
         return f"peri22x:{root.get('type')}", root.get("id") or root.get("uuid") or ""
     if local == "export":
         return "astraia:export", ""
+    if namespace == FHIR_NAMESPACE:  # the target format itself, e.g. a reference output
+        found = root.find(f"{{{FHIR_NAMESPACE}}}id")
+        return f"fhir:{local}", (found.get("value", "") if found is not None else "")
     return f"xml:{local}", ""
 
 

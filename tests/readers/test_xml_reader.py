@@ -49,7 +49,10 @@ def test_single_document_record_carries_bytes_position_and_root(tmp_path):
         ('<resource type="hub/dossier" uuid="u-7"><sections/></resource>', "peri22x:hub/dossier",
          "u-7"),
         ("<export><Patient/></export>", "astraia:export", ""),
-        ('<Bundle xmlns="http://hl7.org/fhir"><id value="b"/></Bundle>', "xml:Bundle", ""),
+        # FHIR itself (a reference output): named as such, with its logical id.
+        ('<Bundle xmlns="http://hl7.org/fhir"><id value="b"/></Bundle>', "fhir:Bundle", "b"),
+        ('<Observation xmlns="http://hl7.org/fhir"/>', "fhir:Observation", ""),
+        ('<note xmlns="urn:example:other"/>', "xml:note", ""),
     ],
 )
 def test_document_type_and_id_come_from_the_root(document, kind, record_id):
