@@ -93,7 +93,10 @@ _FOCAL_ACT = etree.XPath(
 )
 
 # libxml2 messages may quote the offending bytes ("Bytes: 0xE9 0x20"): a piece of a name, so cut.
-_MESSAGE_NOISE = re.compile(r",? ?Bytes: (?:0x[0-9A-Fa-f]{2} ?)+|, line \d+, column \d+")
+# libxml2's own positions count from the document's start, not the file's: the location we add
+# replaces them ("tag mismatch: a line 57 and b" becomes "tag mismatch: a and b").
+_MESSAGE_NOISE = re.compile(
+    r",? ?Bytes: (?:0x[0-9A-Fa-f]{2} ?)+|, line \d+, column \d+| line \d+(?= and )")
 
 
 @dataclass(slots=True)

@@ -64,6 +64,8 @@ def test_malformed_document_is_an_error_record_with_its_offset_and_line(tmp_path
     assert broken.meta["error_line"] == "7"  # libxml2 notices at the mismatching </export>
     assert broken.raw == content[second : content.index(b"</export>", second) + 9]
     assert "byte" in broken.error.field and "line 7" in broken.error.field
+    # The reason names the tags; libxml2's line within the document would only confuse.
+    assert "Episode and export" in broken.error.reason and " line " not in broken.error.reason
 
 
 def test_documents_without_declarations_are_split_at_their_root_ends(tmp_path):

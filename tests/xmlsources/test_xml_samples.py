@@ -242,3 +242,18 @@ def test_convert_with_debug_logging_writes_no_patient_data(
     captured = capsys.readouterr()
     said = logged + captured.err + captured.out
     assert _leaked(_identifying_values(), said) == []  # ... never what
+
+
+def test_a_source_without_names_never_replaces_a_named_record(run) -> None:
+    _, out = run
+    # Eva is in four samples; three (Kernset 2.3, peri22x, Kernset Neonatologie) carry no name
+    # and are written create-if-absent, so her ADA record with her name stays in the repository.
+    nameless = [e for name in ("kernset23_twins.xml", "peri22x_dossier.xml",
+                               "kernset_neonatologie.xml")
+                for e in bundles(out)[name]["entry"] if e["resource"]["resourceType"] == "Patient"]
+    assert nameless and all(e["request"]["method"] == "POST" and e["request"]["ifNoneExist"]
+                            and "name" not in e["resource"] for e in nameless)
+    patients = [json.loads(line) for line in
+                (out / "ndjson" / "Patient.ndjson").read_text(encoding="utf-8").splitlines()]
+    [eva] = [p for p in patients if p["identifier"][0]["value"] == "999990317"]
+    assert eva.get("name")  # from the ADA batch document, whichever file was read last
