@@ -159,16 +159,27 @@ def _explain_leaf(path: str, written: list[Lineage]) -> tuple[str, tuple[str, ..
 
 
 def _owners(drafts: list[Draft], entries: list[Entry]) -> list[tuple[Draft, Entry]]:
-    """Pair each draft with the entry that holds its body (the assembler copies top-level keys,
-    so a draft's nested values are the very objects in its entry)."""
+    """Pair each draft with the entry that holds its body.
+
+    The assembler copies top-level keys, so a draft's nested values are the very objects in its
+    entry. A draft with scalars only (a child with a birth date and a birth order) is matched on
+    those values, and every entry is paired at most once, so twins never both point at one.
+    """
     pairs = []
+    taken: set[int] = set()
     for draft in drafts:
         containers = [v for v in draft.body.values() if isinstance(v, (dict, list))]
-        for entry in entries:
-            values = entry.resource.values()
+        scalars = {k: v for k, v in draft.body.items() if not isinstance(v, (dict, list))}
+        candidates = [
+            entry for entry in entries
             if entry.resource["resourceType"] == draft.resource_type and (
-                any(any(v is c for v in values) for c in containers) or not containers
-            ):
-                pairs.append((draft, entry))
-                break
+                any(any(v is c for v in entry.resource.values()) for c in containers)
+                if containers
+                else all(entry.resource.get(k) == v for k, v in scalars.items()))
+        ]
+        free = [entry for entry in candidates if id(entry) not in taken]
+        if free or candidates:
+            entry = (free or candidates)[0]
+            taken.add(id(entry))
+            pairs.append((draft, entry))
     return pairs
