@@ -113,3 +113,32 @@ def test_drafts_are_read_wrapped_or_bare_and_quarantined_only_for_their_gaps(
     invalid = {name: q["field"] for name, q in found.items() if q["code"] == "invalid"}
     assert "vrouw1-kaart1-data1elijn-1ezwangerschap.xml" in invalid  # a bare-root draft
     assert all(any(gap in field for gap in DRAFT_GAPS) for field in invalid.values()), invalid
+
+
+# -- the whole corpus in one run ---------------------------------------------------------------
+
+EVERY_REASON = KNOWN_REASONS | {"invalid", "empty-record", "unsafe-xml"}
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    corpus = corpus_path()
+    return convert([corpus], tmp_path_factory.mktemp("whole") / "out", validation="strict"), corpus
+
+
+def test_no_file_of_the_corpus_stops_the_run_or_goes_unaccounted(whole: tuple[dict, Path]) -> None:
+    report, corpus = whole
+    assert report["accounted"] == report["records_in"] > 0
+    on_disk = {str(p) for p in corpus.rglob("*") if p.suffix.lower() == ".xml"}
+    assert on_disk <= {f["file"] for f in report["files"]}
+    assert report["outcomes"]["loaded"] > 0
+
+
+def test_every_quarantine_of_the_corpus_has_a_specific_reason(whole: tuple[dict, Path]) -> None:
+    report, _ = whole
+    for entry in report["quarantined"]:
+        assert entry["code"] in EVERY_REASON and entry["reason"], entry["file"]
+        if entry["code"] == "invalid":  # only the older drafts of the 3.2 test instances
+            assert "/nictiz-gebz-babyconnect-fhir/3.2/" in entry["file"], entry["file"]
+        if "/fhir_instance/" in entry["file"] or "/geboortezorg-stu3-examples/" in entry["file"]:
+            assert "FHIR already" in entry["reason"], entry["file"]
