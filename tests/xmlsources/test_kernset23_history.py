@@ -3,7 +3,7 @@
 The HL7v3 organizer template 2.16.840.1.113883.2.4.6.10.90.901095 (ADA
 ``obstetrische_anamnese_gegroepeerd_per_voorgaande_zwangerschap``) holds one earlier pregnancy. The
 tables (``mappings/hl7v3/kernset23-history/``) give each its own resolved zib-Pregnancy, maternal
-record, findings, delivery, children and births, keyed per occurrence.
+record, findings, diagnoses, delivery, children and births, keyed per occurrence.
 
 Corpus: nictiz-peri-hl7v3-cda/2.3.6/kernset_geboortezorg (four scenarios with one earlier
 pregnancy each; the ADA copies are resolved against 1 January 2022 as in the cross-format test).
@@ -35,18 +35,21 @@ FOCUS = SD + "observation-focusSTU3"
 
 # Resources (without Provenance) each case gave before the history was mapped: the current
 # pregnancy's must stay exactly these.
+# With the current pregnancy's diagnoses (kernset23/diagnosis): one in scenario1, one in
+# scenario2_1elijn, three in scenario2_2elijn, two in scenario5.
 BEFORE = {
-    "hl7": {"scenario1-23": 16, "scenario2_1elijn-23": 10, "scenario2_2elijn-23": 16,
+    "hl7": {"scenario1-23": 17, "scenario2_1elijn-23": 11, "scenario2_2elijn-23": 19,
+            "scenario5-23": 18},
+    "ada": {"scenario1-23": 15, "scenario2_1elijn-23": 9, "scenario2_2elijn-23": 17,
             "scenario5-23": 16},
-    "ada": {"scenario1-23": 14, "scenario2_1elijn-23": 8, "scenario2_2elijn-23": 14,
-            "scenario5-23": 14},
 }
 # What the history of each case gives: per earlier pregnancy its Condition, maternal record,
 # EindeZw, due date and irregular antibodies; where it had a delivery, the delivery, placenta and
 # blood loss (scenario5 sends no blood loss), and per child bc-Child, bc-MotherOf, bc-Birth, type
-# partus, birth weight percentile and Apgar 5.
-HISTORY_COUNTS = {"scenario1-23": 14, "scenario2_1elijn-23": 5, "scenario2_2elijn-23": 5,
-                  "scenario5-23": 13}
+# partus, birth weight percentile and Apgar 5; and its diagnoses (kernset23-history/diagnosis: two
+# in scenario2_1elijn, three in scenario2_2elijn, two in scenario5).
+HISTORY_COUNTS = {"scenario1-23": 14, "scenario2_1elijn-23": 7, "scenario2_2elijn-23": 8,
+                  "scenario5-23": 15}
 CASES = tuple(HISTORY_COUNTS)
 
 
@@ -396,6 +399,11 @@ def _check_links(added: dict[str, dict]) -> None:
     assert set(children) == set(_of(added, "bc-Child"))
     mothers = _of(added, "bc-MotherOf")
     assert sorted(m["patient"]["reference"] for m in mothers.values()) == sorted(children)
+    for url, resource in _of(added, "bc-DisorderOfPregnancy").items():
+        own = next(e["valueReference"]["reference"] for e in resource["extension"]
+                   if e["url"].endswith("condition-partOf"))
+        assert own in pregnancies, url
+        assert resource["context"]["reference"] == episode_of[own]
     for url, resource in added.items():
         if resource["resourceType"] != "Observation":
             continue
