@@ -36,12 +36,16 @@ FOCUS = SD + "observation-focusSTU3"
 # Resources (without Provenance) each case gave before the history was mapped: the current
 # pregnancy's must stay exactly these.
 # With the current pregnancy's diagnoses (kernset23/diagnosis): one in scenario1, one in
-# scenario2_1elijn, three in scenario2_2elijn, two in scenario5.
+# scenario2_1elijn, three in scenario2_2elijn, two in scenario5. With the current delivery's
+# observations (tests/xmlsources/test_kernset23_delivery.py): six in scenario1 (onset of labour,
+# placenta, blood loss, perineum, rupture of membranes, onset of pushing), none in scenario2_1elijn
+# (no delivery), five in scenario2_2elijn (no pushing), four in scenario5 (neither membranes nor
+# pushing).
 BEFORE = {
-    "hl7": {"scenario1-23": 17, "scenario2_1elijn-23": 11, "scenario2_2elijn-23": 19,
-            "scenario5-23": 18},
-    "ada": {"scenario1-23": 15, "scenario2_1elijn-23": 9, "scenario2_2elijn-23": 17,
-            "scenario5-23": 16},
+    "hl7": {"scenario1-23": 23, "scenario2_1elijn-23": 11, "scenario2_2elijn-23": 24,
+            "scenario5-23": 22},
+    "ada": {"scenario1-23": 21, "scenario2_1elijn-23": 9, "scenario2_2elijn-23": 22,
+            "scenario5-23": 20},
 }
 # What the history of each case gives: per earlier pregnancy its Condition, maternal record,
 # EindeZw, due date and irregular antibodies; where it had a delivery, the delivery, placenta and
